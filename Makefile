@@ -1,0 +1,37 @@
+# dojang: `make demo` trains the main job, `make test` runs the suite, `make bench` compares
+# with PyTorch. Each target makes its own virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.base:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	touch $@
+
+$(VENV)/.demo: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e ".[all]"
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.demo
+	$(PY) -m dojang.demo
+
+test: $(VENV)/.test
+	$(PY) -m pytest
+
+bench: $(VENV)/.test
+	$(PY) bench/run.py
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the activations work."""
+
+__all__: list[str] = []

@@ -1,0 +1,215 @@
+"""Shape arithmetic of convolution and pooling, in plain integers.
+
+Notation (used everywhere below): for one spatial dimension, ``L`` is the input length
+(H or W), ``K`` the kernel size, ``S`` the stride, ``D`` the dilation and ``P_before``,
+``P_after`` the padding on each side. The output length is the seeds' formula
+generalized with dilation::
+
+    O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1
+
+which for D=1 is ``(n + 2p - f) / s + 1``. Nothing here knows about arrays or tensors;
+the kernels, layers and ``summary()`` all call these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dojang.validation import check_choice, check_int, is_int, standardize_tuple
+
+
+def conv_output_length(
+    length: int, kernel: int, stride: int = 1, pad_before: int = 0, pad_after: int = 0,
+    dilation: int = 1,
+) -> int:
+    """Output length of a convolution or pooling along one dimension.
+
+    Example:
+        >>> conv_output_length(4, 3, 1, 1, 1)     # 4x4 input, 3x3 filter, padding 1
+        4
+        >>> conv_output_length(5, 3)              # 5x5 input, 3x3 filter, no padding
+        3
+    """
+    span = dilation * (kernel - 1) + 1
+    padded = length + pad_before + pad_after
+    if padded < span:
+        return 0
+    return (padded - span) // stride + 1
+
+
+def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's SAME padding for one dimension: output = ceil(L / S).
+
+    The total padding is split with the odd pixel at the end (bottom/right).
+
+    Example:
+        >>> same_padding(13, 6, 5)   # width 13, filter 6, stride 5 -> output 3
+        (1, 2)
+    """
+    out = -(-length // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - length, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(
+    padding, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+    dilations: Sequence[int], name: str = "padding", owner: str | None = None,
+) -> tuple[tuple[int, int], ...]:
+    """Turn any accepted padding spec into one ``(before, after)`` pair per spatial dim.
+
+    Accepted: ``"valid"``, ``"same"`` (any case), an int (the same on every side), a
+    tuple of ints (symmetric per dimension) or a tuple of ``(before, after)`` pairs.
+    """
+    n = len(spatial)
+    if isinstance(padding, str):
+        mode = check_choice(padding, ("valid", "same"), name, owner)
+        if mode == "valid":
+            return ((0, 0),) * n
+        return tuple(
+            same_padding(spatial[i], kernel[i], strides[i], dilations[i]) for i in range(n)
+        )
+    if is_int(padding):
+        p = check_int(padding, name, owner, min_value=0)
+        return ((p, p),) * n
+    what = (
+        f"'valid', 'same', an int >= 0, a tuple of {n} ints or a tuple of {n} "
+        f"(before, after) pairs"
+    )
+    msg = f"{owner + ': ' if owner else ''}Expected {name} to be {what}. Received: {name}={padding!r}"
+    if not isinstance(padding, Sequence) or len(padding) != n:
+        raise ValueError(msg)
+    pairs = []
+    for p in padding:
+        if is_int(p):
+            pairs.append((int(p), int(p)))
+        elif isinstance(p, Sequence) and len(p) == 2 and all(is_int(v) for v in p):
+            pairs.append((int(p[0]), int(p[1])))
+        else:
+            raise ValueError(msg)
+    if any(v < 0 for pair in pairs for v in pair):
+        raise ValueError(msg)
+    return tuple(pairs)
+
+
+def conv_output_shape(
+    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int] | int = 1,
+    padding="valid", dilations: Sequence[int] | int = 1,
+) -> tuple[int, ...]:
+    """Spatial output shape of an N-d convolution or pooling.
+
+    Example:
+        >>> conv_output_shape((427, 640), (3, 3), 1, "same")
+        (427, 640)
+        >>> conv_output_shape((427, 640), (2, 2), 2, "valid")
+        (213, 320)
+    """
+    n = len(spatial)
+    kernel = standardize_tuple(tuple(kernel), n, "kernel_size")
+    strides = standardize_tuple(strides, n, "strides")
+    dilations = standardize_tuple(dilations, n, "dilations")
+    pads = resolve_padding(padding, spatial, kernel, strides, dilations)
+    return tuple(
+        conv_output_length(spatial[i], kernel[i], strides[i], *pads[i], dilations[i])
+        for i in range(n)
+    )
+
+
+def conv_transpose_output_length(
+    length: int, kernel: int, stride: int = 1, pad_before: int = 0, pad_after: int = 0,
+    dilation: int = 1, output_padding: int = 0,
+) -> int:
+    """Output length of a transposed convolution (the adjoint of ``conv_output_length``).
+
+    ``O = (L - 1)*S - P_before - P_after + D*(K - 1) + 1 + output_padding``; every
+    ``output_padding`` in ``[0, S)`` gives a size that the forward conv maps back to ``L``.
+    """
+    return (length - 1) * stride - pad_before - pad_after + dilation * (kernel - 1) + 1 + output_padding
+
+
+def conv_params(
+    kernel_size: Sequence[int], in_channels: int, filters: int, groups: int = 1,
+    use_bias: bool = True,
+) -> int:
+    """Parameter count of a convolution: ``(prod(K) * C_in / groups + bias) * C_out``.
+
+    Example:
+        >>> conv_params((3, 3), 1, 32)      # seed 004: Conv2D(32, 3) on 28x28x1
+        320
+        >>> conv_params((5, 5), 3, 6)       # seed 003: six 5x5x3 filters
+        456
+    """
+    return (math.prod(kernel_size) * (in_channels // groups) + int(use_bias)) * filters
+
+
+def dense_params(in_features: int, units: int, use_bias: bool = True) -> int:
+    """Parameter count of a dense layer: ``(in_features + bias) * units``."""
+    return (in_features + int(use_bias)) * units
+
+
+def conv_macs(output_spatial: Sequence[int], kernel_size: Sequence[int], in_channels: int,
+              filters: int, groups: int = 1) -> int:
+    """Multiply-accumulates of one convolution per example."""
+    return math.prod(output_spatial) * filters * math.prod(kernel_size) * (in_channels // groups)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one layer's output unit, per spatial dimension.
+
+    ``size``: how many input pixels one output unit sees; ``jump``: the distance in
+    input pixels between neighbouring output units (the product of strides so far);
+    ``start``: the input coordinate of the centre of the first output unit's field.
+    """
+
+    size: tuple[int, ...]
+    jump: tuple[int, ...]
+    start: tuple[float, ...]
+
+
+def receptive_field_step(
+    rf: ReceptiveField, kernel: Sequence[int], stride: Sequence[int],
+    pad_before: Sequence[int], dilation: Sequence[int] | None = None,
+) -> ReceptiveField:
+    """Receptive field after one more conv/pool layer.
+
+    ``size' = size + D*(K-1)*jump``, ``jump' = jump*S``,
+    ``start' = start + (D*(K-1)/2 - P_before)*jump``.
+    """
+    n = len(rf.size)
+    dilation = dilation or (1,) * n
+    return ReceptiveField(
+        size=tuple(rf.size[i] + dilation[i] * (kernel[i] - 1) * rf.jump[i] for i in range(n)),
+        jump=tuple(rf.jump[i] * stride[i] for i in range(n)),
+        start=tuple(
+            rf.start[i] + (dilation[i] * (kernel[i] - 1) / 2 - pad_before[i]) * rf.jump[i]
+            for i in range(n)
+        ),
+    )
+
+
+def receptive_fields(layers: Sequence[dict], rank: int = 2) -> list[ReceptiveField]:
+    """Receptive field after each layer of a stack.
+
+    Args:
+        layers: one dict per layer with ``kernel``, and optionally ``stride``,
+            ``pad_before`` and ``dilation`` (ints or per-dimension tuples); a layer with
+            no spatial effect (activation, batch norm) is ``{"kernel": 1}``.
+        rank: number of spatial dimensions.
+
+    Example:
+        >>> [r.size for r in receptive_fields([{"kernel": 3}, {"kernel": 3}], rank=1)]
+        [(3,), (5,)]
+    """
+    rf = ReceptiveField((1,) * rank, (1,) * rank, (0.5,) * rank)
+    out = []
+    for i, layer in enumerate(layers):
+        k = standardize_tuple(layer["kernel"], rank, f"layers[{i}]['kernel']")
+        s = standardize_tuple(layer.get("stride", 1), rank, f"layers[{i}]['stride']")
+        p = standardize_tuple(layer.get("pad_before", 0), rank, f"layers[{i}]['pad_before']",
+                              min_value=0)
+        d = standardize_tuple(layer.get("dilation", 1), rank, f"layers[{i}]['dilation']")
+        rf = receptive_field_step(rf, k, s, p, d)
+        out.append(rf)
+    return out
