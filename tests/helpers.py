@@ -21,7 +21,7 @@ def gradcheck(f, *arrays, wrt=None, eps: float = 1e-6, atol: float = 1e-6, rtol:
     ``wrt`` lists the argument indices to check (default: all).
     """
     wrt = range(len(arrays)) if wrt is None else wrt
-    base = [np.array(a, dtype=np.float64) for a in arrays]
+    base = [np.array(a, dtype=np.float64, order="C") for a in arrays]
     ts = _to_tensors(base, [i in wrt for i in range(len(base))])
     y = f(*ts)
     r = np.random.default_rng(seed).standard_normal(y.shape)

@@ -8,19 +8,41 @@ Example:
     array([[3., 3.]], dtype=float32)
 """
 
-from dojang import backend, config, shapes
+from dojang import (
+    activations,
+    backend,
+    callbacks,
+    config,
+    functional,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    ops,
+    optimizers,
+    random,
+    regularizers,
+    shapes,
+)
 from dojang.autograd import Function, Tensor
 from dojang.config import (
-    default_dtype, enable_grad, get_default_dtype, im2col_budget, is_grad_enabled, no_grad,
+    default_dtype,
+    enable_grad,
+    get_default_dtype,
+    im2col_budget,
+    is_grad_enabled,
+    no_grad,
     set_default_dtype,
 )
-from dojang import ops
-from dojang import functional
+from dojang.layers import Input
+from dojang.models import Model, Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "backend", "config", "default_dtype", "enable_grad", "functional",
-    "get_default_dtype", "im2col_budget", "is_grad_enabled", "no_grad", "ops",
-    "set_default_dtype", "shapes",
+    "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
+    "config", "default_dtype", "enable_grad", "functional", "get_default_dtype", "im2col_budget",
+    "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
+    "optimizers", "random", "regularizers", "set_default_dtype", "shapes",
 ]

@@ -77,7 +77,8 @@ def resolve_padding(
         f"'valid', 'same', an int >= 0, a tuple of {n} ints or a tuple of {n} "
         f"(before, after) pairs"
     )
-    msg = f"{owner + ': ' if owner else ''}Expected {name} to be {what}. Received: {name}={padding!r}"
+    where = f"{owner}: " if owner else ""
+    msg = f"{where}Expected {name} to be {what}. Received: {name}={padding!r}"
     if not isinstance(padding, Sequence) or len(padding) != n:
         raise ValueError(msg)
     pairs = []
@@ -94,7 +95,7 @@ def resolve_padding(
 
 
 def conv_output_shape(
-    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int] | int = 1,
+    spatial: Sequence[int], kernel: Sequence[int] | int, strides: Sequence[int] | int = 1,
     padding="valid", dilations: Sequence[int] | int = 1,
 ) -> tuple[int, ...]:
     """Spatial output shape of an N-d convolution or pooling.
@@ -106,7 +107,7 @@ def conv_output_shape(
         (213, 320)
     """
     n = len(spatial)
-    kernel = standardize_tuple(tuple(kernel), n, "kernel_size")
+    kernel = standardize_tuple(kernel, n, "kernel_size")
     strides = standardize_tuple(strides, n, "strides")
     dilations = standardize_tuple(dilations, n, "dilations")
     pads = resolve_padding(padding, spatial, kernel, strides, dilations)
@@ -125,7 +126,8 @@ def conv_transpose_output_length(
     ``O = (L - 1)*S - P_before - P_after + D*(K - 1) + 1 + output_padding``; every
     ``output_padding`` in ``[0, S)`` gives a size that the forward conv maps back to ``L``.
     """
-    return (length - 1) * stride - pad_before - pad_after + dilation * (kernel - 1) + 1 + output_padding
+    return ((length - 1) * stride - pad_before - pad_after + dilation * (kernel - 1) + 1
+            + output_padding)
 
 
 def conv_params(

@@ -32,16 +32,17 @@ def standardize_tuple(
         (1, 2)
     """
     what = f"an int or a tuple of {n} ints, each >= {min_value}"
+    msg = f"{_where(owner)}Expected {name} to be {what}. Received: {name}={value!r}"
     if is_int(value):
         out = (int(value),) * n
     elif isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != n or not all(is_int(v) for v in value):
-            raise ValueError(f"{_where(owner)}Expected {name} to be {what}. Received: {name}={value!r}")
+            raise ValueError(msg)
         out = tuple(int(v) for v in value)
     else:
-        raise TypeError(f"{_where(owner)}Expected {name} to be {what}. Received: {name}={value!r}")
+        raise TypeError(msg)
     if any(v < min_value for v in out):
-        raise ValueError(f"{_where(owner)}Expected {name} to be {what}. Received: {name}={value!r}")
+        raise ValueError(msg)
     return out
 
 
@@ -58,10 +59,11 @@ def check_choice(value, choices: Sequence[str], name: str, owner: str | None = N
 def check_int(value, name: str, owner: str | None = None, *, min_value: int | None = None) -> int:
     """Return ``value`` as an int, checking its type and lower bound."""
     bound = "" if min_value is None else f" >= {min_value}"
+    msg = f"{_where(owner)}Expected {name} to be an int{bound}. Received: {name}={value!r}"
     if not is_int(value):
-        raise TypeError(f"{_where(owner)}Expected {name} to be an int{bound}. Received: {name}={value!r}")
+        raise TypeError(msg)
     if min_value is not None and value < min_value:
-        raise ValueError(f"{_where(owner)}Expected {name} to be an int{bound}. Received: {name}={value!r}")
+        raise ValueError(msg)
     return int(value)
 
 
@@ -86,7 +88,9 @@ def check_float(
     return v
 
 
-def check_data_format(value, rank: int, name: str = "data_format", owner: str | None = None) -> bool:
+def check_data_format(
+    value, rank: int, name: str = "data_format", owner: str | None = None
+) -> bool:
     """Validate a data format and return True for channels-last.
 
     Accepts Keras's ``"channels_last"``/``"channels_first"`` and TensorFlow's strings for

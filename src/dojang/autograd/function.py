@@ -13,8 +13,6 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from dojang.config import is_grad_enabled
 
 if TYPE_CHECKING:

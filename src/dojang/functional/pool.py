@@ -1,3 +1,297 @@
-"""Placeholder: filled in by the pool work."""
+"""``tf.nn``-style pooling for 1, 2 and 3 spatial dimensions, with argument checking.
 
-__all__: list[str] = []
+``max_pool{1,2,3}d`` and ``avg_pool{1,2,3}d`` slide a window of ``ksize`` with
+``strides`` over the spatial axes; ``global_avg_pool{1,2,3}d`` and
+``global_max_pool{1,2,3}d`` reduce every spatial axis. All arguments are checked before
+any array work; the rank-specific functions are thin wrappers over one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dojang.autograd import Tensor
+from dojang.config import get_default_dtype
+from dojang.ops.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
+from dojang.shapes import conv_output_length, resolve_padding
+from dojang.validation import check_choice, check_data_format, is_int, standardize_tuple
+
+__all__ = [
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "global_avg_pool1d", "global_avg_pool2d",
+    "global_avg_pool3d", "global_max_pool1d", "global_max_pool2d", "global_max_pool3d",
+    "max_pool1d", "max_pool2d", "max_pool3d",
+]
+
+_SPATIAL = {1: "W", 2: "H, W", 3: "D, H, W"}
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def _input(input, rank: int, owner: str) -> Tensor:
+    """``input`` as a Tensor of rank ``rank + 2`` with an integer or floating dtype."""
+    msg = (f"{owner}: Expected input to be a numeric (integer or floating-point) array or "
+           f"Tensor. Received: input of type {type(input).__name__}")
+    if not isinstance(input, Tensor):
+        try:
+            input = Tensor(input)
+        except TypeError:
+            raise TypeError(msg) from None
+    if input.dtype.kind not in "iuf":
+        raise TypeError(f"{msg} and dtype {input.dtype}")
+    if input.ndim != rank + 2:
+        raise ValueError(
+            f"{owner}: Expected input to have rank {rank + 2} (batch, {_SPATIAL[rank]} and "
+            f"channels). Received: input.shape={input.shape}"
+        )
+    return input
+
+
+def _spatial_part(value, rank: int, channels_last: bool):
+    """The spatial entries of a TensorFlow full-rank list, and its batch/channel entries."""
+    if channels_last:
+        return value[1:-1], (value[0], value[-1])
+    return value[2:], (value[0], value[1])
+
+
+def _window_arg(value, rank: int, channels_last: bool, name: str, owner: str):
+    """ksize/strides: an int, ``rank`` ints, or a full-rank list with 1 at batch/channels."""
+    if _is_list(value) and len(value) == rank + 2:
+        spatial, outer = _spatial_part(value, rank, channels_last)
+        if not all(is_int(v) and v == 1 for v in outer):
+            raise ValueError(
+                f"{owner}: Expected {name} as a list of {rank + 2} ints to be 1 for the batch "
+                f"and channel dimensions. Received: {name}={value!r}"
+            )
+        value = tuple(spatial)
+    return standardize_tuple(value, rank, name, owner)
+
+
+def _padding_arg(padding, rank: int, channels_last: bool, owner: str):
+    """Check a padding string early; reduce a full-rank list of pairs to its spatial pairs."""
+    if isinstance(padding, str):
+        return check_choice(padding, ("valid", "same"), "padding", owner)
+    if _is_list(padding) and len(padding) == rank + 2:
+        spatial, outer = _spatial_part(padding, rank, channels_last)
+        if not all(_is_list(p) and tuple(p) == (0, 0) for p in outer):
+            raise ValueError(
+                f"{owner}: Expected padding as a list of {rank + 2} pairs to be (0, 0) for the "
+                f"batch and channel dimensions. Received: padding={padding!r}"
+            )
+        return tuple(spatial)
+    return padding
+
+
+def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: int,
+                 owner: str, count_include_pad: bool = False) -> Tensor:
+    channels_last = check_data_format(data_format, rank, owner=owner)
+    k = _window_arg(ksize, rank, channels_last, "ksize", owner)
+    s = k if strides is None else _window_arg(strides, rank, channels_last, "strides", owner)
+    spec = _padding_arg(padding, rank, channels_last, owner)
+    if not isinstance(count_include_pad, bool):
+        raise TypeError(f"{owner}: Expected count_include_pad to be a bool. "
+                        f"Received: count_include_pad={count_include_pad!r}")
+    x = _input(input, rank, owner)
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    pads = resolve_padding(spec, spatial, k, s, (1,) * rank, "padding", owner)
+    if not isinstance(spec, str) and any(max(p) > kk // 2 for p, kk in zip(pads, k, strict=True)):
+        raise ValueError(
+            f"{owner}: Expected padding to be at most half the window (ksize // 2 = "
+            f"{tuple(kk // 2 for kk in k)}) on each side. Received: padding={padding!r}"
+        )
+    dims = zip(spatial, k, pads, strict=True)
+    if any(n == 0 or conv_output_length(n, kk, 1, *p) == 0 for n, kk, p in dims):
+        raise ValueError(
+            f"{owner}: Expected the window to fit in the padded input (ksize <= spatial size "
+            f"+ padding, spatial size > 0). Received: ksize={k} for spatial shape "
+            f"{tuple(spatial)} with padding={pads}"
+        )
+    if kind == "max":
+        return MaxPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last)
+    if x.dtype.kind != "f":
+        x = Tensor(x.data.astype(get_default_dtype()))
+    return AvgPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last,
+                         count_include_pad=count_include_pad)
+
+
+def _global_pool(op, input, data_format, keepdims, rank: int, owner: str) -> Tensor:
+    channels_last = check_data_format(data_format, rank, owner=owner)
+    if not isinstance(keepdims, bool):
+        raise TypeError(
+            f"{owner}: Expected keepdims to be a bool. Received: keepdims={keepdims!r}"
+        )
+    x = _input(input, rank, owner)
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    if 0 in spatial:
+        raise ValueError(f"{owner}: Expected every spatial dimension to be > 0. "
+                         f"Received: input.shape={x.shape}")
+    if op is GlobalAvgPool and x.dtype.kind != "f":
+        x = Tensor(x.data.astype(get_default_dtype()))
+    return op.apply(x, channels_last=channels_last, keepdims=keepdims)
+
+
+_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+_WINDOW_DOC = """{title} pooling over {rank} spatial dimension(s), as ``tf.nn.{tf}``.
+
+{what}
+
+Args:
+    input: array or Tensor of rank {rank2}, ``{last}`` or ``{first}``.
+    ksize: window size: an int, a tuple of {rank} ints, or TensorFlow's list of {rank2}
+        ints with 1 at the batch and channel positions.
+    strides: window step, in the same forms; None (default) means ``ksize``.
+    padding: ``"VALID"``, ``"SAME"`` (output ``ceil(L / S)``, the odd pixel at the end),
+        an int, a tuple of {rank} ints or {rank} ``(before, after)`` pairs, or TensorFlow's
+        list of {rank2} pairs. Explicit padding is at most ``ksize // 2`` per side.
+    data_format: ``"{last}"`` (default) or ``"{first}"``.{extra_arg}
+
+Input shape:
+    ``(N, {sp}, C)`` channels-last or ``(N, C, {sp})`` channels-first.
+
+Output shape:
+    The same layout with each spatial ``L`` replaced by
+    ``O = floor((L + P_before + P_after - K) / S) + 1``.
+
+Raises:
+    TypeError: non-numeric input, or ksize/strides/padding of the wrong type.
+    ValueError: wrong input rank, unknown data_format or padding, ksize/strides < 1 or of
+        the wrong length, padding over half the window, window larger than the padded input.
+
+Example:
+    >>> import numpy as np
+    >>> from dojang.functional import {name}
+    >>> {name}(np.arange({size}.0).reshape({shape}), 2).shape
+    {out}
+"""
+
+_GLOBAL_DOC = """Global {title} pooling over {rank} spatial dimension(s): one value per channel.
+
+{what}
+
+Args:
+    input: array or Tensor of rank {rank2}, ``{last}`` or ``{first}``.
+    data_format: ``"{last}"`` (default) or ``"{first}"``.
+    keepdims: keep the spatial axes with size 1.
+
+Input shape:
+    ``(N, {sp}, C)`` channels-last or ``(N, C, {sp})`` channels-first.
+
+Output shape:
+    ``(N, C)``; with ``keepdims`` ``(N, {ones}, C)`` or ``(N, C, {ones})``.
+
+Raises:
+    TypeError: non-numeric input or non-bool keepdims.
+    ValueError: wrong input rank, unknown data_format, empty spatial dimension.
+
+Example:
+    >>> import numpy as np
+    >>> from dojang.functional import {name}
+    >>> {name}(np.ones({shape}), keepdims=True).shape
+    {keep}
+"""
+
+_WHAT = {
+    "max": "Each window gives its maximum; padding counts as -inf. The gradient of a window "
+           "goes to\nits first maximum in row-major order (as PyTorch).",
+    "avg": "Each window gives its mean. Padding is left out of the count (TensorFlow) unless\n"
+           "``count_include_pad=True`` (PyTorch's default), which divides by ``prod(ksize)``.",
+    "global_max": "The gradient goes to the first maximum in row-major spatial order, as\n"
+                  "``torch.nn.functional.adaptive_max_pool2d(x, 1)`` (ties are not shared).",
+    "global_avg": "The mean over all spatial positions.",
+}
+
+
+def _doc(template: str, kind: str, rank: int) -> Callable:
+    """Fill a shared docstring template for one kind of pool and one rank."""
+    last, first = _FORMATS[rank]
+    shape = (1, *(4,) * rank, 1)
+
+    def decorate(fn):
+        fn.__doc__ = template.format(
+            title="Max" if "max" in kind else "Average", rank=rank, rank2=rank + 2,
+            tf=f"{kind.split('_')[-1]}_pool{rank}d", what=_WHAT[kind], last=last, first=first,
+            sp=_SPATIAL[rank], name=fn.__name__, size=4**rank, shape=shape,
+            out=(1, *(2,) * rank, 1), ones=", ".join("1" * rank), keep=(1, *(1,) * rank, 1),
+            extra_arg="\n    count_include_pad: divide by the full window size, padding included."
+            if kind == "avg" else "",
+        )
+        return fn
+
+    return decorate
+
+
+Padding = str | int | Sequence
+
+
+@_doc(_WINDOW_DOC, "max", 1)
+def max_pool1d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NWC") -> Tensor:
+    return _window_pool("max", input, ksize, strides, padding, data_format, 1, "max_pool1d")
+
+
+@_doc(_WINDOW_DOC, "max", 2)
+def max_pool2d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NHWC") -> Tensor:
+    return _window_pool("max", input, ksize, strides, padding, data_format, 2, "max_pool2d")
+
+
+@_doc(_WINDOW_DOC, "max", 3)
+def max_pool3d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NDHWC") -> Tensor:
+    return _window_pool("max", input, ksize, strides, padding, data_format, 3, "max_pool3d")
+
+
+@_doc(_WINDOW_DOC, "avg", 1)
+def avg_pool1d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NWC",
+               count_include_pad: bool = False) -> Tensor:
+    return _window_pool("avg", input, ksize, strides, padding, data_format, 1, "avg_pool1d",
+                        count_include_pad)
+
+
+@_doc(_WINDOW_DOC, "avg", 2)
+def avg_pool2d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NHWC",
+               count_include_pad: bool = False) -> Tensor:
+    return _window_pool("avg", input, ksize, strides, padding, data_format, 2, "avg_pool2d",
+                        count_include_pad)
+
+
+@_doc(_WINDOW_DOC, "avg", 3)
+def avg_pool3d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
+               padding: Padding = "VALID", data_format: str = "NDHWC",
+               count_include_pad: bool = False) -> Tensor:
+    return _window_pool("avg", input, ksize, strides, padding, data_format, 3, "avg_pool3d",
+                        count_include_pad)
+
+
+@_doc(_GLOBAL_DOC, "global_avg", 1)
+def global_avg_pool1d(input, data_format: str = "NWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalAvgPool, input, data_format, keepdims, 1, "global_avg_pool1d")
+
+
+@_doc(_GLOBAL_DOC, "global_avg", 2)
+def global_avg_pool2d(input, data_format: str = "NHWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalAvgPool, input, data_format, keepdims, 2, "global_avg_pool2d")
+
+
+@_doc(_GLOBAL_DOC, "global_avg", 3)
+def global_avg_pool3d(input, data_format: str = "NDHWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalAvgPool, input, data_format, keepdims, 3, "global_avg_pool3d")
+
+
+@_doc(_GLOBAL_DOC, "global_max", 1)
+def global_max_pool1d(input, data_format: str = "NWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalMaxPool, input, data_format, keepdims, 1, "global_max_pool1d")
+
+
+@_doc(_GLOBAL_DOC, "global_max", 2)
+def global_max_pool2d(input, data_format: str = "NHWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalMaxPool, input, data_format, keepdims, 2, "global_max_pool2d")
+
+
+@_doc(_GLOBAL_DOC, "global_max", 3)
+def global_max_pool3d(input, data_format: str = "NDHWC", keepdims: bool = False) -> Tensor:
+    return _global_pool(GlobalMaxPool, input, data_format, keepdims, 3, "global_max_pool3d")

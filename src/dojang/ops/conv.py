@@ -1,3 +1,137 @@
-"""Placeholder: filled in by the conv work."""
+"""Convolution and transposed convolution as differentiable Functions.
 
-__all__: list[str] = []
+Arguments here are already checked and resolved (``dojang.functional`` does that):
+strides, dilations and pads are per-spatial-dim tuples, pads are (before, after) pairs.
+The array math lives in ``dojang.kernels.conv`` (channels-last); channels-first data is
+moved to channels-last at the boundary, as a view, and the result moved back.
+"""
+
+from __future__ import annotations
+
+from dojang.autograd import Function, Tensor
+from dojang.backend import get_array_module
+from dojang.config import is_grad_enabled
+from dojang.kernels import conv as K
+from dojang.ops.shape import Pad
+
+__all__ = ["conv", "conv_transpose"]
+
+
+def _to_last(a, channels_last: bool):
+    return a if channels_last else get_array_module(a).moveaxis(a, 1, -1)
+
+
+def _to_first(a, channels_last: bool):
+    return a if channels_last else get_array_module(a).moveaxis(a, -1, 1)
+
+
+def _bias_grad(gy):
+    """Sum of a contiguous channels-last ``gy`` over every axis but the channels."""
+    return gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+
+
+def _contiguous(a):
+    return get_array_module(a).ascontiguousarray(a)
+
+
+class Conv(Function):
+    """``y = conv(x, w) + b`` with implicit zero padding ``pads`` (see ``kernels.conv``)."""
+
+    def __init__(self, strides, dilations, groups, pads, channels_last):
+        self.strides, self.dilations, self.groups = strides, dilations, groups
+        self.pads, self.channels_last = pads, channels_last
+
+    def forward(self, x, w, b=None):
+        x = _to_last(x, self.channels_last)
+        y, cols = K.conv_forward(x, w, self.strides, self.dilations, self.groups, self.pads,
+                                 keep_cols=is_grad_enabled())
+        if b is not None:
+            y += b
+        self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
+        return _to_first(y, self.channels_last)
+
+    def backward(self, gy):
+        needs = self.needs_input_grad
+        gy = _contiguous(_to_last(gy, self.channels_last))
+        args = (self.strides, self.dilations, self.groups, self.pads)
+        gx = gw = gb = None
+        if needs[0]:
+            gx = K.conv_backward_input(gy, self.w, self.x.shape, *args)
+            gx = _to_first(gx, self.channels_last)
+        if needs[1]:
+            gw = K.conv_backward_filter(self.x, gy, self.w.shape, *args, cols=self.cols)
+        if self.has_bias and needs[2]:
+            gb = _bias_grad(gy)
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+
+class ConvTranspose(Function):
+    """The adjoint of ``Conv`` w.r.t. its input: ``y = conv^T(x, w) + b``.
+
+    ``w`` is (*K, C_out, C_in) as in ``tf.nn.conv2d_transpose``: the filters of the
+    convolution that maps the output (C_out channels) back to the input (C_in).
+    """
+
+    def __init__(self, strides, dilations, pads, out_spatial, channels_last):
+        self.strides, self.dilations, self.pads = strides, dilations, pads
+        self.out_spatial, self.channels_last = out_spatial, channels_last
+
+    def forward(self, x, w, b=None):
+        x = _to_last(x, self.channels_last)
+        out_shape = (x.shape[0],) + tuple(self.out_spatial) + (w.shape[-2],)
+        y = K.conv_backward_input(x, w, out_shape, self.strides, self.dilations, 1, self.pads)
+        if b is not None:
+            y += b
+        self.x, self.w, self.has_bias = x, w, b is not None
+        return _to_first(y, self.channels_last)
+
+    def backward(self, gy):
+        needs = self.needs_input_grad
+        gy = _contiguous(_to_last(gy, self.channels_last))
+        args = (self.strides, self.dilations, 1, self.pads)
+        gx = gw = gb = None
+        if needs[0]:
+            gx, _ = K.conv_forward(gy, self.w, *args)
+            # output_padding >= S (allowed when D > S) adds outputs no input reaches
+            gx = gx[(slice(None),) + tuple(slice(0, n) for n in self.x.shape[1:-1])]
+            gx = _to_first(gx, self.channels_last)
+        if needs[1]:
+            gw = K.conv_backward_filter(gy, self.x, self.w.shape, *args)
+        if self.has_bias and needs[2]:
+            gb = _bias_grad(gy)
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+
+def _pad_explicit(x: Tensor, pads, padding_mode: str, channels_last: bool) -> Tensor:
+    """Apply a non-zero padding mode as its own (differentiable) op on the input."""
+    spatial = list(pads)
+    full = [(0, 0)] + spatial + [(0, 0)] if channels_last else [(0, 0), (0, 0)] + spatial
+    mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[padding_mode]
+    return Pad.apply(x, pads=tuple(full), mode=mode)
+
+
+def conv(x, w, bias=None, *, strides, dilations, groups: int, pads, padding_mode: str = "zeros",
+         channels_last: bool = True) -> Tensor:
+    """N-d convolution (cross-correlation) of checked, resolved arguments.
+
+    Zero padding is folded into the im2col buffer; reflect, replicate and circular
+    padding pad the input first (their adjoint folds the gradient back).
+    """
+    if padding_mode != "zeros" and any(p != (0, 0) for p in pads):
+        x = _pad_explicit(x, pads, padding_mode, channels_last)
+        pads = ((0, 0),) * len(pads)
+    hyper = dict(strides=tuple(strides), dilations=tuple(dilations), groups=groups,
+                 pads=tuple(pads), channels_last=channels_last)
+    if bias is None:
+        return Conv.apply(x, w, **hyper)
+    return Conv.apply(x, w, bias, **hyper)
+
+
+def conv_transpose(x, w, bias=None, *, strides, dilations, pads, out_spatial,
+                   channels_last: bool = True) -> Tensor:
+    """N-d transposed convolution of checked, resolved arguments (output size ``out_spatial``)."""
+    hyper = dict(strides=tuple(strides), dilations=tuple(dilations), pads=tuple(pads),
+                 out_spatial=tuple(out_spatial), channels_last=channels_last)
+    if bias is None:
+        return ConvTranspose.apply(x, w, **hyper)
+    return ConvTranspose.apply(x, w, bias, **hyper)

@@ -125,7 +125,7 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, x):
         self.x = x
-        return abs(x)
+        return get_array_module(x).abs(x)  # the builtin is shadowed below
 
     def backward(self, gy):
         return gy * get_array_module(gy).sign(self.x)

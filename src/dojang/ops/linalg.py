@@ -7,6 +7,11 @@ from dojang.backend import get_array_module
 from dojang.ops.elementwise import _operand
 
 
+def _as_tensor(x) -> Tensor:
+    """Like ``_operand`` but also wraps Python numbers (matmul needs their rank)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -17,10 +22,10 @@ class MatMul(Function):
         # Treat vectors as matrices (a row for a, a column for b), as NumPy's @ does.
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
+        if self.b.ndim == 1:  # first, so that a 0-d gy (vector @ vector) becomes (1, 1)
+            gy = gy[..., None]
         if self.a.ndim == 1:
             gy = gy[..., None, :]
-        if self.b.ndim == 1:
-            gy = gy[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = sum_to_shape(gy @ xp.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
@@ -52,7 +57,7 @@ class Linear(Function):
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's ``@`` semantics (batched, 1-d vectors)."""
-    a, b = _operand(a), _operand(b)
+    a, b = _as_tensor(a), _as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: Expected tensors of rank >= 1. Received: shapes {a.shape} "
                          f"and {b.shape}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 
 from dojang.autograd import Function, Tensor
@@ -19,10 +20,10 @@ def _axes(axis, ndim: int, owner: str) -> tuple[int, ...] | None:
                         f"Received: axis={axis!r}")
     out = []
     for a in items:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"{owner}: Expected axis in [{-ndim}, {ndim}) for a tensor of "
                              f"rank {ndim}. Received: axis={axis!r}")
-        out.append(a % max(ndim, 1))
+        out.append(a % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{owner}: Expected distinct axes. Received: axis={axis!r}")
     return tuple(sorted(out))

@@ -188,8 +188,9 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     if not is_int(axis) or not -nd <= axis < max(nd, 1):
         raise ValueError(f"concatenate: Expected axis in [{-nd}, {nd}). Received: axis={axis!r}")
     axis %= nd
-    for i, t in enumerate(xs):
-        if t.ndim != nd or t.shape[:axis] + t.shape[axis + 1:] != xs[0].shape[:axis] + xs[0].shape[axis + 1:]:
+    rest = xs[0].shape[:axis] + xs[0].shape[axis + 1:]
+    for t in xs:
+        if t.ndim != nd or t.shape[:axis] + t.shape[axis + 1:] != rest:
             raise ValueError(f"concatenate: all shapes must match except along axis {axis}. "
                              f"Received: shapes {[t.shape for t in xs]}")
     return Concatenate.apply(*xs, axis=axis)

@@ -1,0 +1,64 @@
+"""Shared harness of the benchmarks: thread settings, alternating timing, table printing.
+
+dojang and PyTorch are timed in the same process, alternating window by window, so both
+see the same machine load. Each figure is the median over the timed windows.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+
+def torch_setup():
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    return torch
+
+
+def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2) -> dict:
+    """Time each callable ``steps`` times per window, alternating; return median seconds/step."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in fns}
+    for _ in range(windows):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / steps)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def print_table(rows: list[dict], print_fn=print) -> str:
+    """Rows of {workload, metric, dojang, pytorch, ratio, note} as an aligned table."""
+    header = ("workload", "metric", "dojang", "pytorch", "dojang/pytorch", "goal")
+    lines = [header]
+    for r in rows:
+        lines.append((r["workload"], r["metric"], _fmt(r.get("dojang")), _fmt(r.get("pytorch")),
+                      _fmt(r.get("ratio"), "x"), r.get("goal", "")))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    out = []
+    for j, line in enumerate(lines):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(line, widths)))
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    text = "\n".join(out)
+    print_fn(text)
+    return text
+
+
+def _fmt(v, suffix=""):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:,.2f}{suffix}" if v < 100 else f"{v:,.0f}{suffix}"

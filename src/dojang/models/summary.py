@@ -1,0 +1,156 @@
+"""``summary_text(model)``: Keras's summary table plus MACs and receptive fields.
+
+A pure function of the model: it reads layer names, recorded shapes, parameter counts
+and each layer's ``compute_macs`` / ``receptive_field_spec``, and returns a string.
+
+Columns: ``Layer (type)``, ``Output Shape`` (batch axis ``None``), ``Param #`` (as
+Keras), ``MACs`` (multiply-accumulates per example), ``Receptive field`` (size of the
+input window one output unit sees, and the jump: input pixels between neighbouring
+output units, the product of the strides so far), and for functional models
+``Connected to``.
+"""
+
+from __future__ import annotations
+
+from dojang.layers.base import format_shape
+from dojang.layers.input import InputLayer
+from dojang.shapes import ReceptiveField, receptive_field_step
+
+_MIN_WIDTHS = (29, 26, 10, 12, 16, 16)  # Keras's 65-column layout for the first three
+
+
+def readable_memory_size(nbytes: float) -> str:
+    """``1334104`` -> ``'1.27 MB'`` (powers of 1024, two decimals, as Keras)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if nbytes < 1024 or unit == "TB":
+            return f"{nbytes:.2f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def _initial_rf(shape):
+    rank = len(shape) - 2
+    if rank < 1:
+        return "-"
+    return ReceptiveField((1,) * rank, (1,) * rank, (0.5,) * rank)
+
+
+def _combine(rfs):
+    real = [r for r in rfs if isinstance(r, ReceptiveField)]
+    if len(real) != len(rfs):
+        for marker in ("?", "global", "-"):
+            if marker in rfs:
+                return marker
+    if len(real) == 1:
+        return real[0]
+    n = len(real[0].size)
+    return ReceptiveField(tuple(max(r.size[i] for r in real) for i in range(n)),
+                          tuple(max(r.jump[i] for r in real) for i in range(n)), real[0].start)
+
+
+def _step(layer, rf, input_shape):
+    if not isinstance(rf, ReceptiveField):
+        return rf
+    spec = layer.receptive_field_spec(input_shape)
+    if spec is None:
+        return rf
+    if isinstance(spec, str):
+        return spec
+    n = len(rf.size)
+    if len(spec["kernel"]) != n:
+        return "?"
+    return receptive_field_step(rf, spec["kernel"], spec["stride"], spec["pad_before"],
+                                spec.get("dilation"))
+
+
+def _format_rf(rf) -> str:
+    if not isinstance(rf, ReceptiveField):
+        return rf
+    jumps = set(rf.jump)
+    jump = str(rf.jump[0]) if len(jumps) == 1 else "x".join(str(j) for j in rf.jump)
+    return f"{'x'.join(str(s) for s in rf.size)}, jump {jump}"
+
+
+def _macs(layer, shapes) -> str:
+    if shapes is None:
+        return "?"
+    try:
+        return f"{layer.compute_macs(shapes[0], shapes[1]):,}"
+    except TypeError:  # a free (None) spatial size
+        return "?"
+
+
+def _rows(model):
+    """One row per layer call: name, output shape, params, MACs, RF, inbound names."""
+    from dojang.models.model import Functional
+
+    functional = isinstance(model, Functional)
+    rows, rfs = [], {}
+    total_macs = 0
+    for layer, inbound in model._graph():
+        shapes = layer._io_shapes
+        if isinstance(layer, InputLayer):
+            rf = _initial_rf(layer.output.shape)
+        elif inbound is None or shapes is None:
+            rf = "?"
+        else:
+            in_shape = shapes[0]
+            first = in_shape[0] if isinstance(in_shape, list) else in_shape
+            prior = [rfs.get(id(src), "?") for src in inbound] or [_initial_rf(first)]
+            rf = _step(layer, _combine(prior), in_shape)
+        rfs.setdefault(id(layer), rf)
+        macs = _macs(layer, shapes)
+        if macs != "?":
+            total_macs += int(macs.replace(",", ""))
+        out = "?" if shapes is None else (
+            ", ".join(format_shape(s) for s in shapes[1]) if isinstance(shapes[1], list)
+            else format_shape(shapes[1]))
+        params = f"{layer.count_params():,}" if layer.built or shapes else "0 (unbuilt)"
+        connected = ", ".join(src.name for src in inbound or []) if functional else ""
+        rows.append([f"{layer.name} ({type(layer).__name__})", out, params, macs,
+                     _format_rf(rf), connected])
+    return rows, total_macs
+
+
+def summary_text(model, line_length: int | None = None) -> str:
+    """The summary table of ``model`` as a string.
+
+    Args:
+        model: a ``Sequential``, functional or subclassed model.
+        line_length: minimum total width.
+
+    Example:
+        >>> import dojang as dj
+        >>> m = dj.Sequential([dj.layers.Dense(4, input_shape=(3,))])
+        >>> print(summary_text(m).splitlines()[3])
+         dense (Dense)               (None, 4)                 16        12          -
+    """
+    rows, total_macs = _rows(model)
+    headers = ["Layer (type)", "Output Shape", "Param #", "MACs", "Receptive field",
+               "Connected to"]
+    if not any(r[5] for r in rows):  # only functional models have connections
+        headers, rows = headers[:5], [r[:5] for r in rows]
+    widths = [max([_MIN_WIDTHS[i], len(h) + 2] + [len(r[i]) + 2 for r in rows])
+              for i, h in enumerate(headers)]
+    if line_length is not None and line_length > sum(widths) + 1:
+        widths[-1] += line_length - sum(widths) - 1
+    total = sum(widths) + 1
+
+    def line(cells) -> str:
+        return (" " + "".join(c.ljust(w) for c, w in zip(cells, widths))).rstrip()
+
+    trainable = sum(w.size for w in model.trainable_weights)
+    train_bytes = sum(w.size * w.dtype.itemsize for w in model.trainable_weights)
+    frozen = model.non_trainable_weights
+    frozen_n = sum(w.size for w in frozen)
+    frozen_bytes = sum(w.size * w.dtype.itemsize for w in frozen)
+    out = [f'Model: "{model.name}"', "_" * total, line(headers), "=" * total]
+    out += [line(r) for r in rows]
+    out += ["=" * total,
+            f"Total params: {trainable + frozen_n:,} "
+            f"({readable_memory_size(train_bytes + frozen_bytes)})",
+            f"Trainable params: {trainable:,} ({readable_memory_size(train_bytes)})",
+            f"Non-trainable params: {frozen_n:,} ({readable_memory_size(frozen_bytes)})",
+            f"MACs per example: {total_macs:,}",
+            "_" * total]
+    return "\n".join(out)

@@ -1,0 +1,21 @@
+"""Pictures of what a CNN learned: filter grids, feature maps, training curves.
+
+The array builders (``filter_grid``, ``feature_map_grid``, ``feature_maps``) need only
+NumPy and are what the tests check; the ``plot_*`` functions draw those arrays with
+matplotlib (an optional extra) into PNG files.
+"""
+
+from dojang.viz.figures import (
+    feature_map_grid,
+    feature_maps,
+    filter_grid,
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_filters,
+    plot_history,
+)
+
+__all__ = [
+    "feature_map_grid", "feature_maps", "filter_grid", "plot_confusion_matrix",
+    "plot_feature_maps", "plot_filters", "plot_history",
+]
