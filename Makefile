@@ -28,6 +28,7 @@ test: $(VENV)/.test
 	$(PY) -m pytest
 
 bench: $(VENV)/.test
+	$(PY) bench/conv.py
 	$(PY) bench/run.py
 
 lint: $(VENV)/.test

@@ -159,8 +159,8 @@ def test_csv_logger(tmp_path):
 def test_model_checkpoint(tmp_path):
     pattern = str(tmp_path / "sub" / "ckpt-{epoch:02d}-{val_loss:.2f}.dojang")
     model, _ = fit([C.ModelCheckpoint(pattern)], [0.5, 0.25])
-    assert [p for _, p in model.saved] == [
-        str(tmp_path / "sub" / "ckpt-01-0.50.dojang"), str(tmp_path / "sub" / "ckpt-02-0.25.dojang")]
+    assert [p for _, p in model.saved] == [str(tmp_path / "sub" / "ckpt-01-0.50.dojang"),
+                                           str(tmp_path / "sub" / "ckpt-02-0.25.dojang")]
     assert os.path.exists(model.saved[-1][1])
     best = C.ModelCheckpoint(str(tmp_path / "best-{epoch}.w"), save_best_only=True,
                              save_weights_only=True)

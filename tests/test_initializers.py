@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
+import dojang as dj
+from dojang import activations as A
 from dojang import initializers as I
 from dojang import regularizers as R
-from dojang import activations as A
 from dojang.random import make_rng, set_seed
-import dojang as dj
 
 
 @pytest.mark.parametrize("shape, fans", [

@@ -165,3 +165,44 @@ def recipe_from_state(state: dict) -> Recipe:
 def new_state(recipe: Recipe, name: str) -> dict:
     return {"format": RUN_FORMAT, "recipe": asdict(recipe), "recipe_name": name, "epoch": 0,
             "checkpoint": None, "history": {}}
+
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10")
+
+
+def load_dataset(name: str, data_dir: str | None = None, limit: int | None = None):
+    """Load a dataset as float32 NHWC images in [0, 1] with integer labels.
+
+    Returns ``(x_train, y_train), (x_test, y_test), class_names``. ``limit`` keeps the
+    first ``limit`` training and test examples (for quick runs).
+    """
+    from dojang import datasets
+    from dojang.data import prepare_images
+
+    modules = {"fashion-mnist": datasets.fashion_mnist, "mnist": datasets.mnist,
+               "cifar10": datasets.cifar10}
+    if name not in modules:
+        raise ValueError(f"Expected dataset to be one of {DATASETS}. Received: {name!r}")
+    module = modules[name]
+    (x_train, y_train), (x_test, y_test) = module.load_data(path=data_dir)
+    if limit is not None:
+        x_train, y_train, x_test, y_test = (x_train[:limit], y_train[:limit], x_test[:limit],
+                                            y_test[:limit])
+    return ((prepare_images(x_train), y_train.reshape(-1).astype(np.int64)),
+            (prepare_images(x_test), y_test.reshape(-1).astype(np.int64)),
+            list(module.class_names))
+
+
+def build_model(recipe: Recipe, input_shape, num_classes: int):
+    """Build and compile the recipe's zoo model (the seed recipe: Adam, Keras defaults)."""
+    from dojang import optimizers, zoo
+
+    model = zoo.get(recipe.model, input_shape=tuple(input_shape), num_classes=num_classes,
+                    **recipe.model_kwargs)
+    lr = recipe.lr
+    if recipe.schedule == "onecycle":
+        lr = optimizers.schedules.OneCycle(max_learning_rate=recipe.lr,
+                                           total_steps=recipe.steps_total)
+    opt = optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": lr}})
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
