@@ -193,7 +193,7 @@ def load_dataset(name: str, data_dir: str | None = None, limit: int | None = Non
             list(module.class_names))
 
 
-def build_model(recipe: Recipe, input_shape, num_classes: int):
+def build_model(recipe: Recipe, input_shape, num_classes: int, steps_per_epoch: int):
     """Build and compile the recipe's zoo model (the seed recipe: Adam, Keras defaults)."""
     from dojang import optimizers, zoo
 
@@ -202,7 +202,144 @@ def build_model(recipe: Recipe, input_shape, num_classes: int):
     lr = recipe.lr
     if recipe.schedule == "onecycle":
         lr = optimizers.schedules.OneCycle(max_learning_rate=recipe.lr,
-                                           total_steps=recipe.steps_total)
-    opt = optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": lr}})
+                                           total_steps=max(recipe.epochs * steps_per_epoch, 2))
+    opt = optimizers.get(recipe.optimizer)
+    opt = type(opt)(learning_rate=lr)
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+class _ResumedEarlyStopping(EarlyStopping):
+    """EarlyStopping that starts from the state a checkpoint recorded."""
+
+    def __init__(self, saved: dict | None, best_weights, **kwargs):
+        super().__init__(**kwargs)
+        self._saved, self._saved_weights = saved, best_weights
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if getattr(self, "_saved", None):
+            self.wait = self._saved["wait"]
+            self.best = self._saved["best"]
+            self.best_epoch = self._saved["best_epoch"]
+            self.best_weights = self._saved_weights
+
+
+def _augmenter(recipe: Recipe):
+    if not recipe.augment:
+        return None
+    from dojang.data import augment
+
+    return augment.compose(
+        lambda x, rng: augment.random_shift(x, rng, max_shift=2),
+        lambda x, rng: augment.random_flip_left_right(x, rng),
+    )
+
+
+def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: bool = False,
+          data_dir: str | None = None, verbose: int = 1, print_fn=print) -> dict:
+    """Train ``recipe`` into ``run_dir`` (or resume it there); return the final results.
+
+    Returns:
+        ``{"test_accuracy", "test_loss", "epochs", "confusion_matrix", "files"}``.
+    """
+    from dojang import models, random
+    from dojang.data import BatchLoader
+
+    if resume:
+        state = read_run(run_dir)
+        recipe = Recipe(**state["recipe"])
+    else:
+        if os.path.exists(os.path.join(run_dir, "run.json")):
+            raise ValueError(f"run directory {run_dir!r} already holds a run; pass --resume "
+                             f"{run_dir} to continue it or choose another --out")
+        os.makedirs(run_dir, exist_ok=True)
+        state = new_state(recipe, recipe_name)
+    (x_train, y_train), (x_test, y_test), class_names = load_dataset(
+        recipe.dataset, data_dir, recipe.limit)
+    state["class_names"] = class_names
+    random.set_seed(recipe.seed)
+    n_val = int(len(x_train) * recipe.validation_split)
+    n_fit = len(x_train) - n_val
+    steps = -(-n_fit // recipe.batch_size)
+    if resume and state.get("checkpoint"):
+        model = models.load_model(os.path.join(run_dir, state["checkpoint"]))
+    else:
+        model = build_model(recipe, x_train.shape[1:], len(class_names), steps)
+    callbacks = []
+    early = None
+    if recipe.patience is not None and n_val > 0:
+        best = None
+        if resume and state.get("early_stopping") and os.path.exists(
+                os.path.join(run_dir, "best.dojang")):
+            best = models.load_model(os.path.join(run_dir, "best.dojang"),
+                                     compile=False).get_weights()
+        early = _ResumedEarlyStopping(state.get("early_stopping") if resume else None, best,
+                                      monitor="val_loss", patience=recipe.patience,
+                                      restore_best_weights=True, verbose=int(verbose > 0))
+        callbacks.append(early)
+    callbacks.append(RunCheckpoint(run_dir, state, early))
+    interrupt = StopOnInterrupt()
+    callbacks.append(interrupt)
+    loader = BatchLoader(x_train[:n_fit], y_train[:n_fit], batch_size=recipe.batch_size,
+                         shuffle=True, seed=recipe.seed, augment=_augmenter(recipe))
+    validation = (x_train[n_fit:], y_train[n_fit:]) if n_val else None
+    done = state["epoch"]
+    if done < recipe.epochs and not state.get("finished"):
+        old_handler = signal.getsignal(signal.SIGINT)
+        try:
+            model.fit(loader, epochs=recipe.epochs, initial_epoch=done, callbacks=callbacks,
+                      validation_data=validation, verbose=verbose)
+        except KeyboardInterrupt:
+            print_fn(f"\ninterrupted; the checkpoint of epoch {state['epoch']} is kept. "
+                     f"Resume with: dojang train --resume {run_dir}")
+            raise
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+    state["finished"] = True
+    write_json_atomic(os.path.join(run_dir, "run.json"), state)
+    return finish(model, run_dir, state, (x_test, y_test), class_names, print_fn)
+
+
+def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print) -> dict:
+    """Save the final model, evaluate on the test set, draw the plots; return the results."""
+    from dojang import metrics, viz
+
+    x_test, y_test = test
+    final = os.path.join(run_dir, "model.dojang")
+    model.save(final)
+    logs = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
+    probs = model.predict(x_test, batch_size=256)
+    matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=-1),
+                                      num_classes=len(class_names))
+    files = [final]
+    try:
+        files.append(viz.plot_history(state["history"], os.path.join(run_dir, "history.png")))
+        conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
+        files.append(viz.plot_filters(conv.get_weights()[0], os.path.join(run_dir,
+                                                                           "filters.png")))
+        maps = viz.feature_maps(model, x_test[0])
+        files.append(viz.plot_feature_maps(maps, x_test[0],
+                                           os.path.join(run_dir, "feature_maps.png")))
+        files.append(viz.plot_confusion_matrix(matrix, class_names,
+                                               os.path.join(run_dir, "confusion.png")))
+    except ImportError:
+        print_fn("matplotlib is not installed: no plots (pip install dojang[plots])")
+    results = {"test_accuracy": float(logs["accuracy"]), "test_loss": float(logs["loss"]),
+               "epochs": state["epoch"], "confusion_matrix": matrix.tolist(), "files": files}
+    write_json_atomic(os.path.join(run_dir, "results.json"), results)
+    print_fn(f"test accuracy: {results['test_accuracy']:.4f}   test loss: "
+             f"{results['test_loss']:.4f}   ({state['epoch']} epochs)")
+    print_fn(format_confusion(matrix, class_names))
+    return results
+
+
+def format_confusion(matrix, class_names) -> str:
+    """The confusion matrix as text: rows are true classes, columns predicted ones."""
+    names = [n[:10] for n in class_names]
+    width = max(6, max(len(n) for n in names) + 1)
+    lines = ["confusion matrix (rows: true, columns: predicted)",
+             " " * width + "".join(f"{i:>6d}" for i in range(len(names)))]
+    for i, row in enumerate(np.asarray(matrix)):
+        lines.append(f"{names[i]:<{width}}" + "".join(f"{v:>6d}" for v in row))
+    return "\n".join(lines)
