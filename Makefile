@@ -21,7 +21,12 @@ $(VENV)/.test: $(VENV)/.base pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	touch $@
 
+# Fashion-MNIST: the Debian package when apt-get may be used, else dojang downloads it.
 demo: $(VENV)/.demo
+	@test -d /usr/share/datasets/fashion-mnist || { command -v apt-get >/dev/null && \
+	  [ "$$(id -u)" = 0 ] && { apt-get install -y -q dataset-fashion-mnist || \
+	  { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; }; } || \
+	  echo "dataset-fashion-mnist not installed; dojang will look elsewhere or download"
 	$(PY) -m dojang.demo
 
 test: $(VENV)/.test

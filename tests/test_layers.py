@@ -318,3 +318,20 @@ def test_wrong_input_shape_names_the_layer():
         L.Add()([np.zeros((1, 2)), np.zeros((1, 3))])
     with pytest.raises(ValueError, match=r"^layer 'concatenate' expects a list of at least 2"):
         L.Concatenate()(np.zeros((1, 2)))
+
+
+def test_input_layer_contract():
+    x = dj.Input((4, None, 3))
+    assert x.shape == (None, 4, None, 3)
+    layer = x.node.layer
+    assert isinstance(layer, L.InputLayer) and layer.name == "input_layer"
+    assert L.InputLayer.from_config(layer.get_config()).get_config() == layer.get_config()
+    assert layer(np.zeros((2, 4, 5, 3))).shape == (2, 4, 5, 3)
+    with pytest.raises(ValueError, match=r"^layer 'input_layer' expects input of rank 4, shape "
+                                         r"\(None, 4, None, 3\), received input of shape "
+                                         r"\(2, 5, 5, 3\)$"):
+        layer(np.zeros((2, 5, 5, 3)))
+    with pytest.raises(ValueError, match=r"^InputLayer: Expected shape to be a tuple"):
+        dj.Input((0, 3))
+    with pytest.raises(ValueError, match=r"^Dense: Expected input_shape to be a tuple"):
+        L.Dense(2, input_shape=(-1,))

@@ -95,7 +95,7 @@ def test_validation_split_takes_the_last_fraction_before_shuffling():
     model = Recorder([L.Dense(1, input_shape=(1,))])
     model.compile("sgd", "mse")
     model.fit(x, x, batch_size=4, epochs=2, validation_split=0.25, verbose=0)
-    assert model.val_seen == [[15, 16, 17, 18, 19]] * 2
+    assert model.val_seen == [[15, 16, 17, 18], [19]] * 2
     epoch1 = sum(model.train_seen[:4], [])
     epoch2 = sum(model.train_seen[4:], [])
     assert sorted(epoch1) == sorted(epoch2) == list(range(15))
@@ -207,3 +207,24 @@ def test_fit_errors():
         model.fit(np.zeros((2, 2)), np.zeros((2, 1)), validation_split=1.0)
     with pytest.raises(ValueError, match=r"^Expected verbose to be 'auto', 0, 1 or 2"):
         model.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=3)
+
+
+def test_functional_graph_checks():
+    a, b = dj.Input((3,)), dj.Input((3,))
+    with pytest.raises(ValueError, match=r"^Model: graph disconnected: output depends on input "
+                                         r"'input_layer_1', which is not in inputs"):
+        dj.Model(a, L.Add()([a, b]))
+    with pytest.raises(TypeError, match=r"^Model: Expected inputs and outputs to be symbolic"):
+        dj.Model(a, np.zeros(3))
+    two = dj.Model([a, b], L.Concatenate()([a, L.Dense(3)(b)]))
+    assert two.output_shape == (None, 6)
+    assert two([np.ones((2, 3)), np.ones((2, 3))]).shape == (2, 6)
+
+
+def test_sequential_rejects_a_layer_that_does_not_fit():
+    model = dj.Sequential([L.Dense(4, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"^layer 'conv2d' expects input of rank 4"):
+        model.add(L.Conv2D(2, 3))
+    assert len(model.layers) == 1
+    with pytest.raises(TypeError, match=r"^Sequential\.add: Expected a layer"):
+        model.add("dense")

@@ -46,6 +46,15 @@ def standardize_tuple(
     return out
 
 
+def check_bool(value, name: str, owner: str | None = None) -> bool:
+    """Return ``value`` if it is a bool (not merely truthy: ``1`` is rejected)."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"{_where(owner)}Expected {name} to be a bool. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_choice(value, choices: Sequence[str], name: str, owner: str | None = None) -> str:
     """Return ``value`` lower-cased if it is one of ``choices`` (case-insensitive)."""
     if not isinstance(value, str) or value.lower() not in choices:

@@ -10,7 +10,20 @@ from dojang.functional.conv import *  # noqa: F403
 from dojang.functional.nn import *  # noqa: F403
 from dojang.functional.pool import *  # noqa: F403
 from dojang.ops.elementwise import (
-    abs, add, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where,
+    abs,
+    add,
+    clip,
+    div,
+    exp,
+    log,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    sqrt,
+    sub,
+    where,
 )
 from dojang.ops.linalg import linear, matmul
 from dojang.ops.reduce import max, mean, min, sum

@@ -11,14 +11,21 @@ on resolved per-dimension tuples. Shapes (channels-last; channels-first swaps C 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from dojang import ops
 from dojang.autograd import Tensor
-from dojang.autograd.tensor import as_array
 from dojang.config import get_default_dtype
+from dojang.functional._args import (
+    DATA_FORMATS,
+    as_tensor,
+    check_ndim,
+    fail,
+    is_list,
+    padding_arg,
+    spatial_arg,
+    split_axes,
+)
 from dojang.shapes import conv_output_length, resolve_padding, same_padding
 from dojang.validation import check_choice, check_data_format, check_int, is_int, standardize_tuple
 
@@ -28,23 +35,9 @@ __all__ = [
 ]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
-
-
-def _fail(owner, name, what, value, error=ValueError):
-    raise error(f"{owner}: Expected {name} to be {what}. Received: {name}={value!r}")
-
-
-def _as_tensor(value, name: str, owner: str) -> Tensor:
-    """Wrap an array-like in a Tensor (no copy), rejecting non-numeric data."""
-    if not isinstance(value, Tensor):
-        try:
-            value = Tensor(as_array(value))
-        except TypeError:
-            _fail(owner, name, "a numeric array or Tensor", value, TypeError)
-    if value.dtype.kind not in "biuf":
-        _fail(owner, name, "a numeric array or Tensor", value, TypeError)
-    return value
+_FULL_RANK = "to be a full-rank list with 1 at the batch and channel positions"
+_FULL_RANK_PADDING = ("to be an explicit full-rank list with [0, 0] at the batch and channel "
+                      "positions")
 
 
 def _cast_all(w: Tensor, *others):
@@ -54,56 +47,34 @@ def _cast_all(w: Tensor, *others):
                  for t in (w,) + others)
 
 
-def _spatial_arg(value, rank: int, name: str, owner: str, channels_last: bool):
-    """An int, a tuple per spatial dim, or TF's full-rank list (batch/channel entries 1)."""
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == rank + 2:
-        inner = value[1:-1] if channels_last else value[2:]
-        outer = (value[0], value[-1]) if channels_last else tuple(value[:2])
-        if any(v != 1 for v in outer):
-            _fail(owner, name, "a full-rank list with 1 at the batch and channel "
-                  "positions", value)
-        value = list(inner)
-    return standardize_tuple(value, rank, name, owner)
-
-
-def _padding_arg(padding, rank: int, channels_last: bool, owner: str):
-    """Strip TF's explicit full-rank padding list down to the spatial pairs."""
-    if isinstance(padding, Sequence) and not isinstance(padding, str) \
-            and len(padding) == rank + 2:
-        outer = (padding[0], padding[-1]) if channels_last else tuple(padding[:2])
-        if any(not isinstance(p, Sequence) or tuple(p) != (0, 0) for p in outer):
-            _fail(owner, "padding", "an explicit full-rank list with [0, 0] at the batch and "
-                  "channel positions", padding)
-        return tuple(tuple(p) for p in (padding[1:-1] if channels_last else padding[2:]))
-    return padding
-
-
 def _common(input, filters, rank, data_format, strides, dilations, owner):
     """Checks shared by conv and conv_transpose; returns resolved pieces."""
     channels_last = check_data_format(data_format, rank, "data_format", owner)
-    x = _as_tensor(input, "input", owner)
-    w = _as_tensor(filters, "filters", owner)
-    layout = _LAST[rank] if channels_last else "NC" + _LAST[rank][1:-1]
-    if x.ndim != rank + 2:
-        raise ValueError(f"{owner}: Expected input to be a {rank + 2}-d array of shape "
-                         f"{layout}. Received: input.shape={x.shape}")
-    if w.ndim != rank + 2:
-        raise ValueError(f"{owner}: Expected filters to be a {rank + 2}-d array (*kernel_size, "
-                         f"in, out) for a {rank}-d input. Received: filters.shape={w.shape}")
+    x = as_tensor(input, "input", owner, allow_bool=True)
+    w = as_tensor(filters, "filters", owner, allow_bool=True)
+    layout = DATA_FORMATS[rank][0 if channels_last else 1]
+    check_ndim(x, rank + 2, "input", owner, f"to be a {rank + 2}-d array of shape {layout}")
+    check_ndim(w, rank + 2, "filters", owner,
+               f"to be a {rank + 2}-d array (*kernel_size, in, out) for a {rank}-d input")
     if any(v < 1 for v in w.shape):
         raise ValueError(f"{owner}: Expected every dimension of filters to be >= 1. "
                          f"Received: filters.shape={w.shape}")
-    strides = _spatial_arg(strides, rank, "strides", owner, channels_last)
-    dilations = _spatial_arg(dilations, rank, "dilations", owner, channels_last)
-    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
-    channels = x.shape[-1] if channels_last else x.shape[1]
-    return x, w, channels_last, strides, dilations, tuple(spatial), channels
+    strides = spatial_arg(strides, rank, channels_last, "strides", owner, _FULL_RANK)
+    dilations = spatial_arg(dilations, rank, channels_last, "dilations", owner, _FULL_RANK)
+    spatial, (_, channels) = split_axes(x.shape, channels_last)
+    return x, w, channels_last, strides, dilations, spatial, channels
+
+
+def _resolve_pads(padding, spatial, kernel, strides, dilations, last, owner):
+    """One ``(before, after)`` pair per spatial dim from any accepted padding form."""
+    spec = padding_arg(padding, len(spatial), last, owner, _FULL_RANK_PADDING)
+    return resolve_padding(spec, spatial, kernel, strides, dilations, "padding", owner)
 
 
 def _bias(bias, channels: int, owner: str):
     if bias is None:
         return None
-    b = _as_tensor(bias, "bias", owner)
+    b = as_tensor(bias, "bias", owner, allow_bool=True)
     if b.shape != (channels,):
         raise ValueError(f"{owner}: Expected bias to have shape ({channels},) (one per output "
                          f"channel). Received: bias.shape={b.shape}")
@@ -137,8 +108,7 @@ def _conv(rank, owner, input, filters, strides, padding, data_format, dilations,
         raise ValueError(f"{owner}: Expected groups to divide the output channels "
                          f"filters.shape[-1]={cout}. Received: groups={groups}")
     mode = check_choice(padding_mode, PADDING_MODES, "padding_mode", owner)
-    pads = resolve_padding(_padding_arg(padding, rank, last, owner), spatial, kernel, strides,
-                           dilations, "padding", owner)
+    pads = _resolve_pads(padding, spatial, kernel, strides, dilations, last, owner)
     _check_mode_padding(mode, pads, spatial, padding, owner)
     for i, (n, k, d, (a, b)) in enumerate(zip(spatial, kernel, dilations, pads, strict=True)):
         if n + a + b < d * (k - 1) + 1:
@@ -153,15 +123,16 @@ def _conv(rank, owner, input, filters, strides, padding, data_format, dilations,
 
 def _output_shape_arg(output_shape, rank, batch_channels, last, owner):
     """Spatial sizes from ``output_shape`` given per spatial dim or as the full shape."""
-    shape = tuple(output_shape) if isinstance(output_shape, Sequence) else None
+    received = f"output_shape={output_shape!r}"
+    shape = tuple(output_shape) if is_list(output_shape) else None
     if shape is None or not all(is_int(v) for v in shape) or len(shape) not in (rank, rank + 2):
-        _fail(owner, "output_shape", f"{rank} spatial sizes or a full {rank + 2}-d shape",
-              output_shape)
+        fail(owner, "output_shape", f"to be {rank} spatial sizes or a full {rank + 2}-d shape",
+             received)
     if len(shape) == rank + 2:
-        if ((shape[0], shape[-1]) if last else shape[:2]) != batch_channels:
-            _fail(owner, "output_shape", f"a shape with (batch, channels) = {batch_channels}",
-                  output_shape)
-        shape = shape[1:-1] if last else shape[2:]
+        shape, outer = split_axes(shape, last)
+        if outer != batch_channels:
+            fail(owner, "output_shape", f"to be a shape with (batch, channels) = "
+                 f"{batch_channels}", received)
     return tuple(int(v) for v in shape)
 
 
@@ -180,8 +151,7 @@ def _transpose_sizes(owner, spatial, kernel, strides, dilations, padding, output
         base = tuple((n - 1) * s + 1 for n, s in zip(spatial, strides, strict=True))
         limit, bound = strides, "strides"
     else:
-        pads = resolve_padding(_padding_arg(padding, rank, last, owner), spatial, kernel,
-                               strides, dilations, "padding", owner)
+        pads = _resolve_pads(padding, spatial, kernel, strides, dilations, last, owner)
         base = tuple((n - 1) * s - a - b + d * (k - 1) + 1 for n, s, (a, b), d, k in
                      zip(spatial, strides, pads, dilations, kernel, strict=True))
         limit = tuple(max(s, d) for s, d in zip(strides, dilations, strict=True))
@@ -190,17 +160,17 @@ def _transpose_sizes(owner, spatial, kernel, strides, dilations, padding, output
     if output_padding is not None:
         extra = standardize_tuple(output_padding, rank, "output_padding", owner, min_value=0)
         if any(p >= m for p, m in zip(extra, limit, strict=True)):
-            _fail(owner, "output_padding", f"smaller than {bound} = {limit} in every dim",
-                  output_padding)
+            fail(owner, "output_padding", f"to be smaller than {bound} = {limit} in every dim",
+                 f"output_padding={output_padding!r}")
     out = tuple(b + p for b, p in zip(base, extra, strict=True))
     if output_shape is not None:
         target = _output_shape_arg(output_shape, rank, batch_channels, last, owner)
         ok = all(0 <= t - b < m for t, b, m in zip(target, base, limit, strict=True))
         if not ok or (output_padding is not None and target != out):
             hi = tuple(b + m - 1 for b, m in zip(base, limit, strict=True))
-            _fail(owner, "output_shape", f"spatial sizes between {base} and {hi}" + (
+            fail(owner, "output_shape", f"to be spatial sizes between {base} and {hi}" + (
                 f" matching output_padding={output_padding!r}" if output_padding is not None
-                else ""), output_shape)
+                else ""), f"output_shape={output_shape!r}")
         out = target
     if any(o < 1 for o in out):
         raise ValueError(f"{owner}: Expected a positive output size; padding={padding!r} "
@@ -231,6 +201,15 @@ def _conv_transpose(rank, owner, input, filters, output_shape, strides, padding,
     w, x, b = _cast_all(w, x, _bias(bias, cout, owner))
     return ops.conv_transpose(x, w, b, strides=strides, dilations=dilations, pads=pads,
                               out_spatial=out, channels_last=last)
+
+
+def _rank_and_format(filters, data_format, owner: str, channels: str) -> tuple[int, str]:
+    """The spatial rank ``filters.ndim - 2`` and the data format, defaulted for that rank."""
+    rank = np.ndim(filters.data if isinstance(filters, Tensor) else filters) - 2
+    if rank not in DATA_FORMATS:
+        fail(owner, "filters", f"to be a 3-d, 4-d or 5-d array (*kernel_size, {channels})",
+             f"filters.shape={np.shape(filters)}")
+    return rank, DATA_FORMATS[rank][0] if data_format is None else data_format
 
 
 def conv(input, filters, strides=1, padding="VALID", data_format: str | None = None,
@@ -266,12 +245,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
         >>> conv(np.ones((1, 5, 5, 1)), np.ones((3, 3, 1, 1))).shape
         (1, 3, 3, 1)
     """
-    w_ndim = np.ndim(filters.data if isinstance(filters, Tensor) else filters)
-    rank = w_ndim - 2
-    if rank not in _LAST:
-        raise ValueError(f"conv: Expected filters to be a 3-d, 4-d or 5-d array (*kernel_size, "
-                         f"in, out). Received: filters.shape={np.shape(filters)}")
-    data_format = _LAST[rank] if data_format is None else data_format
+    rank, data_format = _rank_and_format(filters, data_format, "conv", "in, out")
     return _conv(rank, "conv", input, filters, strides, padding, data_format, dilations, groups,
                  padding_mode, bias)
 
@@ -305,42 +279,37 @@ def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID"
         >>> conv_transpose(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1))).shape
         (1, 5, 5, 1)
     """
-    w_ndim = np.ndim(filters.data if isinstance(filters, Tensor) else filters)
-    rank = w_ndim - 2
-    if rank not in _LAST:
-        raise ValueError(f"conv_transpose: Expected filters to be a 3-d, 4-d or 5-d array "
-                         f"(*kernel_size, out, in). Received: filters.shape={np.shape(filters)}")
-    data_format = _LAST[rank] if data_format is None else data_format
+    rank, data_format = _rank_and_format(filters, data_format, "conv_transpose", "out, in")
     return _conv_transpose(rank, "conv_transpose", input, filters, output_shape, strides,
                            padding, data_format, dilations, output_padding, bias)
 
 
 def _conv_rank(rank: int):
-    name = f"conv{rank}d"
+    name, default = f"conv{rank}d", DATA_FORMATS[rank][0]
 
-    def wrapper(input, filters, strides=1, padding="VALID", data_format: str = _LAST[rank],
+    def wrapper(input, filters, strides=1, padding="VALID", data_format: str = default,
                 dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None) -> Tensor:
         return _conv(rank, name, input, filters, strides, padding, data_format, dilations,
                      groups, padding_mode, bias)
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = (f"{rank}-d convolution; ``conv`` with input (N, *L, C) of {rank} spatial "
-                       f"dims and data_format ``{_LAST[rank]}`` by default. See ``conv``.")
+                       f"dims and data_format ``{default}`` by default. See ``conv``.")
     return wrapper
 
 
 def _conv_transpose_rank(rank: int):
-    name = f"conv{rank}d_transpose"
+    name, default = f"conv{rank}d_transpose", DATA_FORMATS[rank][0]
 
     def wrapper(input, filters, output_shape=None, strides=1, padding="VALID",
-                data_format: str = _LAST[rank], dilations=1, output_padding=None,
+                data_format: str = default, dilations=1, output_padding=None,
                 bias=None) -> Tensor:
         return _conv_transpose(rank, name, input, filters, output_shape, strides, padding,
                                data_format, dilations, output_padding, bias)
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = (f"{rank}-d transposed convolution (filters (*K, C_out, C_in)); data_format "
-                       f"``{_LAST[rank]}`` by default. See ``conv_transpose``.")
+                       f"``{default}`` by default. See ``conv_transpose``.")
     return wrapper
 
 

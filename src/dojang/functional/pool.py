@@ -12,9 +12,17 @@ from collections.abc import Callable, Sequence
 
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype
+from dojang.functional._args import (
+    DATA_FORMATS,
+    as_tensor,
+    check_ndim,
+    padding_arg,
+    spatial_arg,
+    split_axes,
+)
 from dojang.ops.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from dojang.shapes import conv_output_length, resolve_padding
-from dojang.validation import check_choice, check_data_format, is_int, standardize_tuple
+from dojang.validation import check_bool, check_data_format
 
 __all__ = [
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "global_avg_pool1d", "global_avg_pool2d",
@@ -25,75 +33,26 @@ __all__ = [
 _SPATIAL = {1: "W", 2: "H, W", 3: "D, H, W"}
 
 
-def _is_list(value) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str)
-
-
 def _input(input, rank: int, owner: str) -> Tensor:
     """``input`` as a Tensor of rank ``rank + 2`` with an integer or floating dtype."""
-    msg = (f"{owner}: Expected input to be a numeric (integer or floating-point) array or "
-           f"Tensor. Received: input of type {type(input).__name__}")
-    if not isinstance(input, Tensor):
-        try:
-            input = Tensor(input)
-        except TypeError:
-            raise TypeError(msg) from None
-    if input.dtype.kind not in "iuf":
-        raise TypeError(f"{msg} and dtype {input.dtype}")
-    if input.ndim != rank + 2:
-        raise ValueError(
-            f"{owner}: Expected input to have rank {rank + 2} (batch, {_SPATIAL[rank]} and "
-            f"channels). Received: input.shape={input.shape}"
-        )
-    return input
-
-
-def _spatial_part(value, rank: int, channels_last: bool):
-    """The spatial entries of a TensorFlow full-rank list, and its batch/channel entries."""
-    if channels_last:
-        return value[1:-1], (value[0], value[-1])
-    return value[2:], (value[0], value[1])
-
-
-def _window_arg(value, rank: int, channels_last: bool, name: str, owner: str):
-    """ksize/strides: an int, ``rank`` ints, or a full-rank list with 1 at batch/channels."""
-    if _is_list(value) and len(value) == rank + 2:
-        spatial, outer = _spatial_part(value, rank, channels_last)
-        if not all(is_int(v) and v == 1 for v in outer):
-            raise ValueError(
-                f"{owner}: Expected {name} as a list of {rank + 2} ints to be 1 for the batch "
-                f"and channel dimensions. Received: {name}={value!r}"
-            )
-        value = tuple(spatial)
-    return standardize_tuple(value, rank, name, owner)
-
-
-def _padding_arg(padding, rank: int, channels_last: bool, owner: str):
-    """Check a padding string early; reduce a full-rank list of pairs to its spatial pairs."""
-    if isinstance(padding, str):
-        return check_choice(padding, ("valid", "same"), "padding", owner)
-    if _is_list(padding) and len(padding) == rank + 2:
-        spatial, outer = _spatial_part(padding, rank, channels_last)
-        if not all(_is_list(p) and tuple(p) == (0, 0) for p in outer):
-            raise ValueError(
-                f"{owner}: Expected padding as a list of {rank + 2} pairs to be (0, 0) for the "
-                f"batch and channel dimensions. Received: padding={padding!r}"
-            )
-        return tuple(spatial)
-    return padding
+    x = as_tensor(input, "input", owner)
+    check_ndim(x, rank + 2, "input", owner,
+               f"to have rank {rank + 2} (batch, {_SPATIAL[rank]} and channels)")
+    return x
 
 
 def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: int,
                  owner: str, count_include_pad: bool = False) -> Tensor:
     channels_last = check_data_format(data_format, rank, owner=owner)
-    k = _window_arg(ksize, rank, channels_last, "ksize", owner)
-    s = k if strides is None else _window_arg(strides, rank, channels_last, "strides", owner)
-    spec = _padding_arg(padding, rank, channels_last, owner)
-    if not isinstance(count_include_pad, bool):
-        raise TypeError(f"{owner}: Expected count_include_pad to be a bool. "
-                        f"Received: count_include_pad={count_include_pad!r}")
+    full_rank = f"as a list of {rank + 2} ints to be 1 for the batch and channel dimensions"
+    k = spatial_arg(ksize, rank, channels_last, "ksize", owner, full_rank)
+    s = k if strides is None else spatial_arg(strides, rank, channels_last, "strides", owner,
+                                              full_rank)
+    spec = padding_arg(padding, rank, channels_last, owner, f"as a list of {rank + 2} pairs to "
+                       f"be (0, 0) for the batch and channel dimensions")
+    check_bool(count_include_pad, "count_include_pad", owner)
     x = _input(input, rank, owner)
-    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    spatial, _ = split_axes(x.shape, channels_last)
     pads = resolve_padding(spec, spatial, k, s, (1,) * rank, "padding", owner)
     if not isinstance(spec, str) and any(max(p) > kk // 2 for p, kk in zip(pads, k, strict=True)):
         raise ValueError(
@@ -105,7 +64,7 @@ def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: i
         raise ValueError(
             f"{owner}: Expected the window to fit in the padded input (ksize <= spatial size "
             f"+ padding, spatial size > 0). Received: ksize={k} for spatial shape "
-            f"{tuple(spatial)} with padding={pads}"
+            f"{spatial} with padding={pads}"
         )
     if kind == "max":
         return MaxPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last)
@@ -117,12 +76,9 @@ def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: i
 
 def _global_pool(op, input, data_format, keepdims, rank: int, owner: str) -> Tensor:
     channels_last = check_data_format(data_format, rank, owner=owner)
-    if not isinstance(keepdims, bool):
-        raise TypeError(
-            f"{owner}: Expected keepdims to be a bool. Received: keepdims={keepdims!r}"
-        )
+    check_bool(keepdims, "keepdims", owner)
     x = _input(input, rank, owner)
-    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    spatial, _ = split_axes(x.shape, channels_last)
     if 0 in spatial:
         raise ValueError(f"{owner}: Expected every spatial dimension to be > 0. "
                          f"Received: input.shape={x.shape}")
@@ -130,8 +86,6 @@ def _global_pool(op, input, data_format, keepdims, rank: int, owner: str) -> Ten
         x = Tensor(x.data.astype(get_default_dtype()))
     return op.apply(x, channels_last=channels_last, keepdims=keepdims)
 
-
-_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 _WINDOW_DOC = """{title} pooling over {rank} spatial dimension(s), as ``tf.nn.{tf}``.
 
@@ -205,7 +159,7 @@ _WHAT = {
 
 def _doc(template: str, kind: str, rank: int) -> Callable:
     """Fill a shared docstring template for one kind of pool and one rank."""
-    last, first = _FORMATS[rank]
+    last, first = DATA_FORMATS[rank]
     shape = (1, *(4,) * rank, 1)
 
     def decorate(fn):

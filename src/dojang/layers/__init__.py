@@ -8,8 +8,17 @@ Every layer builds its weights on the first call (``build(input_shape)`` through
 from dojang.layers.activation import ELU, LeakyReLU, ReLU, Softmax
 from dojang.layers.base import InputSpec, Layer, clear_session
 from dojang.layers.conv import (
-    BaseConv, Conv, Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose,
-    ConvTranspose, DepthwiseConv2D, SeparableConv2D,
+    BaseConv,
+    Conv,
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    ConvTranspose,
+    DepthwiseConv2D,
+    SeparableConv2D,
 )
 from dojang.layers.core import Activation, Dense, Dropout, Flatten, Reshape, SpatialDropout2D
 from dojang.layers.input import Input, InputLayer
@@ -17,9 +26,20 @@ from dojang.layers.merge import Add, Concatenate
 from dojang.layers.node import KerasTensor
 from dojang.layers.normalization import BatchNormalization
 from dojang.layers.pooling import (
-    AveragePooling1D, AveragePooling2D, AveragePooling3D, BaseGlobalPooling, BasePooling,
-    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D,
-    GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPooling1D, MaxPooling2D, MaxPooling3D,
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    BaseGlobalPooling,
+    BasePooling,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
 )
 from dojang.layers.reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
 

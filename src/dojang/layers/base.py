@@ -21,6 +21,7 @@ from dojang import backend, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
 from dojang.layers.node import KerasTensor, Node, is_symbolic
+from dojang.validation import is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
@@ -129,11 +130,16 @@ class Layer:
         self._regularizers: list = []
         self._build_shape = None
         self._io_shapes = None
+        self._batch_input_shape = None
         if input_shape is not None:
+            if not isinstance(input_shape, (tuple, list)) or not all(
+                    s is None or (is_int(s) and s >= 1)
+                    for s in input_shape):
+                raise ValueError(f"{type(self).__name__}: Expected input_shape to be a tuple of "
+                                 f"positive ints or None (one example, no batch axis). "
+                                 f"Received: input_shape={input_shape!r}")
             self._batch_input_shape = (None,) + tuple(
                 None if s is None else int(s) for s in input_shape)
-        else:
-            self._batch_input_shape = None
 
     # ---------------------------------------------------------------- tracking
     def __setattr__(self, key, value):

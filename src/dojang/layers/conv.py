@@ -21,8 +21,13 @@ import math
 from dojang import functional as F
 from dojang import ops
 from dojang.layers._args import (
-    check_bool, resolve_activation, resolve_initializer, resolve_regularizer,
-    serialize_activation, serialize_initializer, serialize_regularizer,
+    check_bool,
+    resolve_activation,
+    resolve_initializer,
+    resolve_regularizer,
+    serialize_activation,
+    serialize_initializer,
+    serialize_regularizer,
 )
 from dojang.layers.base import InputSpec, Layer
 from dojang.shapes import conv_macs, conv_output_length, resolve_padding

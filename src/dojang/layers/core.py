@@ -7,8 +7,14 @@ import math
 from dojang import functional as F
 from dojang import ops
 from dojang.layers._args import (
-    check_bool, check_rate, resolve_activation, resolve_initializer, resolve_regularizer,
-    serialize_activation, serialize_initializer, serialize_regularizer,
+    check_bool,
+    check_rate,
+    resolve_activation,
+    resolve_initializer,
+    resolve_regularizer,
+    serialize_activation,
+    serialize_initializer,
+    serialize_regularizer,
 )
 from dojang.layers.base import InputSpec, Layer
 from dojang.validation import check_data_format, check_int, is_int

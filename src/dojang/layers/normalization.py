@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dojang import functional as F
 from dojang.layers._args import (
-    check_bool, resolve_initializer, resolve_regularizer, serialize_initializer,
+    check_bool,
+    resolve_initializer,
+    resolve_regularizer,
+    serialize_initializer,
     serialize_regularizer,
 )
 from dojang.layers.base import InputSpec, Layer

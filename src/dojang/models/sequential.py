@@ -47,12 +47,17 @@ class Sequential(Model):
             raise ValueError("Sequential.add: an InputLayer can only be the first layer")
         self._stack.append(layer)
         self.__dict__["_tracked"] = list(self._stack)
-        if self.built:
-            self._symbolic_pass()
-        elif isinstance(layer, InputLayer) or (
-                len(self._stack) == 1 and layer._batch_input_shape is not None):
-            self._build(layer._batch_input_shape if not isinstance(layer, InputLayer)
-                        else (layer.batch_size,) + layer.shape)
+        try:
+            if self.built:
+                self._symbolic_pass()
+            elif isinstance(layer, InputLayer) or (
+                    len(self._stack) == 1 and layer._batch_input_shape is not None):
+                self._build(layer._batch_input_shape if not isinstance(layer, InputLayer)
+                            else (layer.batch_size,) + layer.shape)
+        except (ValueError, TypeError):
+            self._stack.pop()  # a layer that does not fit is not kept
+            self.__dict__["_tracked"] = list(self._stack)
+            raise
 
     def pop(self) -> Layer:
         """Remove and return the last layer.

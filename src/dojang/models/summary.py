@@ -121,9 +121,9 @@ def summary_text(model, line_length: int | None = None) -> str:
 
     Example:
         >>> import dojang as dj
-        >>> m = dj.Sequential([dj.layers.Dense(4, input_shape=(3,))])
-        >>> print(summary_text(m).splitlines()[3])
-         dense (Dense)               (None, 4)                 16        12          -
+        >>> m = dj.Sequential([dj.layers.Dense(4, input_shape=(3,), name="dense")])
+        >>> print(summary_text(m).splitlines()[4])
+         dense (Dense)                (None, 4)                 16        12          -
     """
     rows, total_macs = _rows(model)
     headers = ["Layer (type)", "Output Shape", "Param #", "MACs", "Receptive field",

@@ -32,7 +32,8 @@ def _verbosity(verbose) -> int:
     if verbose == "auto":
         return 1
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"Expected verbose to be 'auto', 0, 1 or 2. Received: verbose={verbose!r}")
+        raise ValueError(f"Expected verbose to be 'auto', 0, 1 or 2. Received: "
+                         f"verbose={verbose!r}")
     return int(verbose)
 
 
@@ -118,11 +119,11 @@ class Trainer:
         Gradients are cleared by dropping them (``p.grad = None``), the loss is
         back-propagated once, and the optimizer updates the parameters in place.
         """
-        params = self.parameters()
-        for p in params:
-            p.grad = None
         y_pred = self(x, training=True)
         loss = self.compute_loss(y, y_pred)
+        params = self.parameters()  # after the forward pass: subclassed models build lazily
+        for p in params:
+            p.grad = None
         loss.backward()
         self.optimizer.apply(params)
         return self._update_metrics(y, y_pred, loss, len(x))
