@@ -15,6 +15,19 @@ def _fresh_names():
     dj.random.set_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Small GEMMs: a second OpenBLAS thread only spins on a busy CI core (10x slower once
+    torch's OpenMP runtime is loaded by another test in the same process)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def digits():
     datasets = pytest.importorskip("sklearn.datasets")

@@ -130,6 +130,7 @@ class Layer:
         self._regularizers: list = []
         self._build_shape = None
         self._io_shapes = None
+        self._device = "cpu"
         self._batch_input_shape = None
         if input_shape is not None:
             if not isinstance(input_shape, (tuple, list)) or not all(
@@ -144,7 +145,7 @@ class Layer:
     # ---------------------------------------------------------------- tracking
     def __setattr__(self, key, value):
         items = value if isinstance(value, (list, tuple)) else [value]
-        if items and all(isinstance(v, Layer) for v in items) and not key.startswith("_"):
+        if not key.startswith("_") and items and all(isinstance(v, Layer) for v in items):
             tracked = self.__dict__.get("_tracked")
             if tracked is None:
                 raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
@@ -345,6 +346,8 @@ class Layer:
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"layer '{self.name}' expects numeric input, received an array "
                             f"of dtype {arr.dtype}")
+        if self._device != "cpu":
+            arr = backend.to_device(arr, self._device)
         return Tensor(arr.astype(self.dtype, copy=False))
 
     def _check_input_shape(self, shapes) -> None:
@@ -371,10 +374,19 @@ class Layer:
 
     # ---------------------------------------------------------------- misc
     def to(self, device: str) -> Layer:
-        """Move every weight to ``device`` ('cpu' or 'gpu') in place; returns self."""
+        """Move every weight to ``device`` ('cpu' or 'gpu') in place; returns self.
+
+        Array inputs given to the layer afterwards are moved to the same device.
+        """
+        device = backend.check_device(device)
         for w in self.weights:
             w.data = backend.to_device(w.data, device)
             w.grad = None
+        stack = [self]
+        while stack:
+            layer = stack.pop()
+            layer._device = device
+            stack.extend(layer._sublayers())
         return self
 
     def __repr__(self) -> str:

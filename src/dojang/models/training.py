@@ -193,6 +193,7 @@ class Trainer:
                                         model=self, epochs=epochs, steps=steps,
                                         verbose=verbose)
         self.stop_training = False
+        logs: dict = {}
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
@@ -211,7 +212,7 @@ class Trainer:
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        callback_list.on_train_end(logs if epochs > initial_epoch else {})
+        callback_list.on_train_end(logs)
         return callback_list.history
 
     def _evaluate_arrays(self, x, y, batch_size: int, callback_list=None) -> dict:
