@@ -34,8 +34,11 @@ def _glorot(rng, shape, fan_in, fan_out):
     return rng.uniform(-lim, lim, size=shape).astype(np.float32)
 
 
-def dojang_model(seed: int = 0):
-    """Parameters (HWIO filters, (in, out) dense kernels) and the forward function."""
+def dojang_model(seed: int = 0, fused: bool = True):
+    """Parameters (HWIO filters, (in, out) dense kernels) and the forward function.
+
+    ``fused``: conv+bias+relu as one op (``activation="relu"``), else conv then relu.
+    """
     rng = np.random.default_rng(seed)
     shapes = [((3, 3, 1, 32), 9, 288), ((32,),), ((3, 3, 32, 64), 288, 576), ((64,),),
               ((3136, 100), 3136, 100), ((100,),), ((100, 10), 100, 10), ((10,),)]
@@ -44,9 +47,14 @@ def dojang_model(seed: int = 0):
     w1, b1, w2, b2, w3, b3, w4, b4 = params
     drop_rng = np.random.default_rng(seed + 1)
 
+    def conv_relu(h, w, b):
+        if fused:
+            return F.conv2d(h, w, padding="SAME", bias=b, activation="relu")
+        return F.relu(F.conv2d(h, w, padding="SAME", bias=b))
+
     def forward(x, training: bool):
-        h = F.max_pool2d(F.relu(F.conv2d(x, w1, padding="SAME", bias=b1)), 2)
-        h = F.max_pool2d(F.relu(F.conv2d(h, w2, padding="SAME", bias=b2)), 2)
+        h = F.max_pool2d(conv_relu(x, w1, b1), 2)
+        h = F.max_pool2d(conv_relu(h, w2, b2), 2)
         h = F.relu(dj.ops.linear(h.reshape(h.shape[0], -1), w3, b3))
         h = F.dropout(h, 0.4, drop_rng, training=training)
         return F.softmax(dj.ops.linear(h, w4, b4))
@@ -54,8 +62,11 @@ def dojang_model(seed: int = 0):
     return params, forward
 
 
+FUSED = os.environ.get("DOJANG_UNFUSED") != "1"
+
+
 def dojang_train_step(batch: int, seed: int = 0):
-    params, forward = dojang_model(seed)
+    params, forward = dojang_model(seed, FUSED)
     opt = dj.optimizers.Adam()
     x, y = _data(batch)
 
@@ -72,7 +83,7 @@ def dojang_train_step(batch: int, seed: int = 0):
 
 
 def dojang_inference(batch: int, seed: int = 0):
-    _, forward = dojang_model(seed)
+    _, forward = dojang_model(seed, FUSED)
     x, _ = _data(batch)
 
     def step():

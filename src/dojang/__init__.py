@@ -13,6 +13,7 @@ from dojang import (
     backend,
     callbacks,
     config,
+    data,
     functional,
     initializers,
     layers,
@@ -24,6 +25,7 @@ from dojang import (
     random,
     regularizers,
     shapes,
+    zoo,
 )
 from dojang.autograd import Function, Tensor
 from dojang.config import (
@@ -40,9 +42,22 @@ from dojang.models import Model, Sequential
 
 __version__ = "0.1.0"
 
+_LAZY = ("datasets", "viz", "recipes", "cli")
+
+
+def __getattr__(name):
+    # Loaders (network, archives) and plots are imported on first use, keeping
+    # `import dojang` light.
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"dojang.{name}")
+    raise AttributeError(f"module 'dojang' has no attribute {name!r}")
+
+
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "default_dtype", "enable_grad", "functional", "get_default_dtype", "im2col_budget",
+    "config", "data", "datasets", "default_dtype", "enable_grad", "functional", "get_default_dtype", "im2col_budget",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
-    "optimizers", "random", "regularizers", "set_default_dtype", "shapes",
+    "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

@@ -119,7 +119,8 @@ class RunCheckpoint(Callback):
             if es.best_weights is not None and es.best_epoch == epoch:
                 self.model.save(os.path.join(self.run_dir, "best.dojang"))
             self.state["early_stopping"] = {"wait": es.wait, "best": _finite(es.best),
-                                            "best_epoch": es.best_epoch}
+                                            "best_epoch": es.best_epoch,
+                                            "stopped_epoch": es.stopped_epoch}
         old = self.state.get("checkpoint")
         self.state.update(epoch=epoch + 1, checkpoint=ckpt)
         write_json_atomic(os.path.join(self.run_dir, "run.json"), self.state)
@@ -130,6 +131,10 @@ class RunCheckpoint(Callback):
 
 class StopOnInterrupt(Callback):
     """Turn Ctrl-C into a clean stop after the current batch (the checkpoint is kept)."""
+
+    def __init__(self):
+        super().__init__()
+        self.interrupted = False
 
     def on_train_begin(self, logs=None):
         self.interrupted = False
@@ -222,6 +227,7 @@ class _ResumedEarlyStopping(EarlyStopping):
             self.wait = self._saved["wait"]
             self.best = self._saved["best"]
             self.best_epoch = self._saved["best_epoch"]
+            self.stopped_epoch = self._saved.get("stopped_epoch", 0)
             self.best_weights = self._saved_weights
 
 
@@ -262,10 +268,15 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     n_val = int(len(x_train) * recipe.validation_split)
     n_fit = len(x_train) - n_val
     steps = -(-n_fit // recipe.batch_size)
-    if resume and state.get("checkpoint"):
+    final = os.path.join(run_dir, "model.dojang")
+    if resume and state.get("finished"):
+        model = models.load_model(final)
+    elif resume and state.get("checkpoint"):
         model = models.load_model(os.path.join(run_dir, state["checkpoint"]))
     else:
         model = build_model(recipe, x_train.shape[1:], len(class_names), steps)
+        # Written before the first epoch so that a run interrupted in it can be resumed.
+        write_json_atomic(os.path.join(run_dir, "run.json"), state)
     callbacks = []
     early = None
     if recipe.patience is not None and n_val > 0:
@@ -284,30 +295,39 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     loader = BatchLoader(x_train[:n_fit], y_train[:n_fit], batch_size=recipe.batch_size,
                          shuffle=True, seed=recipe.seed, augment=_augmenter(recipe))
     validation = (x_train[n_fit:], y_train[n_fit:]) if n_val else None
-    done = state["epoch"]
-    if done < recipe.epochs and not state.get("finished"):
+    if not state.get("finished"):
+        done = state["epoch"]
+        # A run that early stopping ended resumes with no epochs left: fit then only
+        # restores the best weights (EarlyStopping.on_train_end), as the first try would.
+        stopped = (state.get("early_stopping") or {}).get("stopped_epoch", 0) > 0
         old_handler = signal.getsignal(signal.SIGINT)
         try:
-            model.fit(loader, epochs=recipe.epochs, initial_epoch=done, callbacks=callbacks,
-                      validation_data=validation, verbose=verbose)
+            model.fit(loader, epochs=done if stopped else recipe.epochs,
+                      initial_epoch=done, callbacks=callbacks, validation_data=validation,
+                      verbose=verbose)
+            if interrupt.interrupted:  # Ctrl-C during validation or the checkpoint
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
-            print_fn(f"\ninterrupted; the checkpoint of epoch {state['epoch']} is kept. "
-                     f"Resume with: dojang train --resume {run_dir}")
+            kept = (f"the checkpoint of epoch {state['epoch']} is kept" if state["epoch"]
+                    else "no epoch had finished")
+            print_fn(f"\ninterrupted; {kept}. Resume with: dojang train --resume {run_dir}")
             raise
         finally:
             signal.signal(signal.SIGINT, old_handler)
-    state["finished"] = True
-    write_json_atomic(os.path.join(run_dir, "run.json"), state)
+        # The final model is saved before the run is marked finished, so that resuming a
+        # run interrupted later (evaluation, plots) uses these weights, not the checkpoint.
+        model.save(final)
+        state["finished"] = True
+        write_json_atomic(os.path.join(run_dir, "run.json"), state)
     return finish(model, run_dir, state, (x_test, y_test), class_names, print_fn)
 
 
 def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print) -> dict:
-    """Save the final model, evaluate on the test set, draw the plots; return the results."""
+    """Evaluate the final model on the test set, draw the plots; return the results."""
     from dojang import metrics, viz
 
     x_test, y_test = test
     final = os.path.join(run_dir, "model.dojang")
-    model.save(final)
     logs = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
     probs = model.predict(x_test, batch_size=256)
     matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=-1),

@@ -95,10 +95,13 @@ def _check_mode_padding(mode, pads, spatial, padding, owner):
 
 
 def _conv(rank, owner, input, filters, strides, padding, data_format, dilations, groups,
-          padding_mode, bias) -> Tensor:
+          padding_mode, bias, activation=None) -> Tensor:
     x, w, last, strides, dilations, spatial, channels = _common(
         input, filters, rank, data_format, strides, dilations, owner)
     groups = check_int(groups, "groups", owner, min_value=1)
+    if activation is not None and activation != "relu":
+        fail(owner, "activation", "to be None or 'relu' (the fused activation)",
+             f"activation={activation!r}")
     kernel, cg, cout = w.shape[:rank], w.shape[-2], w.shape[-1]
     if channels != cg * groups:
         raise ValueError(f"{owner}: Expected input channels to equal filters.shape[{rank}] * "
@@ -118,7 +121,7 @@ def _conv(rank, owner, input, filters, strides, padding, data_format, dilations,
                              f"dilations={dilations}, padding={padding!r}")
     w, x, b = _cast_all(w, x, _bias(bias, cout, owner))
     return ops.conv(x, w, b, strides=strides, dilations=dilations, groups=groups, pads=pads,
-                    padding_mode=mode, channels_last=last)
+                    padding_mode=mode, channels_last=last, activation=activation)
 
 
 def _output_shape_arg(output_shape, rank, batch_channels, last, owner):
@@ -213,7 +216,8 @@ def _rank_and_format(filters, data_format, owner: str, channels: str) -> tuple[i
 
 
 def conv(input, filters, strides=1, padding="VALID", data_format: str | None = None,
-         dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None) -> Tensor:
+         dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None,
+         activation: str | None = None) -> Tensor:
     """N-d convolution (cross-correlation; the kernel is not flipped), N = filters.ndim - 2.
 
     Args:
@@ -230,6 +234,8 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
             depthwise).
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         bias: optional (C_out,) added to every output pixel.
+        activation: None or ``"relu"``: ``relu`` fused into the op (applied in place on
+            the output, the same result as ``relu(conv(...))``, faster).
 
     Input shape: (N, *L, C). Output shape: (N, *O, C_out),
         ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
@@ -237,8 +243,8 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
     Raises:
         TypeError: non-numeric input or filters.
         ValueError: wrong ranks, channel mismatch, bad strides/dilations/groups/padding,
-            unknown padding mode, reflect padding not smaller than the input, or a kernel
-            larger than the padded input.
+            unknown padding mode, reflect padding not smaller than the input, a kernel
+            larger than the padded input, or an activation other than None/'relu'.
 
     Example:
         >>> import numpy as np
@@ -247,7 +253,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
     """
     rank, data_format = _rank_and_format(filters, data_format, "conv", "in, out")
     return _conv(rank, "conv", input, filters, strides, padding, data_format, dilations, groups,
-                 padding_mode, bias)
+                 padding_mode, bias, activation)
 
 
 def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID",
@@ -288,9 +294,10 @@ def _conv_rank(rank: int):
     name, default = f"conv{rank}d", DATA_FORMATS[rank][0]
 
     def wrapper(input, filters, strides=1, padding="VALID", data_format: str = default,
-                dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None) -> Tensor:
+                dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None,
+                activation: str | None = None) -> Tensor:
         return _conv(rank, name, input, filters, strides, padding, data_format, dilations,
-                     groups, padding_mode, bias)
+                     groups, padding_mode, bias, activation)
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = (f"{rank}-d convolution; ``conv`` with input (N, *L, C) of {rank} spatial "

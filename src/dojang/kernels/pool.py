@@ -45,6 +45,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from dojang.backend import get_array_module
+from dojang.kernels.threads import split_batch
 from dojang.shapes import conv_output_length
 
 Pads = Sequence[tuple[int, int]]
@@ -123,11 +124,17 @@ def _tiled_grad(xp, x_shape, out, ksize, dtype, fill):
     return gx
 
 
-def max_pool(x, ksize: Sequence[int], strides: Sequence[int], pads: Pads):
+def max_pool(x, ksize: Sequence[int], strides: Sequence[int], pads: Pads, picks=None):
     """Max pooling forward: ``y[n, o, c] = max over the window of o`` (padding is -inf).
 
     Input shape ``(N, *spatial, C)``; output ``(N, *O, C)`` with ``pool_output_shape``.
+    ``picks``: when a list is given and the windows tile, the tiled path runs and the
+    per-axis positions of the maxima are appended to it (for ``max_pool_tiled_backward``).
     """
+    if picks is not None and tiles(ksize, strides, pads):
+        y, found = max_pool_tiled(x, ksize)
+        picks.extend(found)
+        return y
     xp = get_array_module(x)
     xpad = _pad(x, pads, _lowest(xp, x.dtype))
     out = pool_output_shape(x.shape[1:-1], ksize, strides, pads)
@@ -162,6 +169,94 @@ def _max_pool_backward_tiled(x, y, gy, ksize):
             xp.multiply(hit, gy, out=gx[index])
 
     return _tiled_grad(xp, x.shape, y.shape[1:-1], ksize, gy.dtype, fill)
+
+
+def _tile_view(x, ksize):
+    """``(N, O1, K1, O2, K2, ..., C)`` view (a copy if cropping breaks contiguity) of the
+    tiled part of ``x``."""
+    out = tuple(n // k for n, k in zip(x.shape[1:-1], ksize, strict=True))
+    crop = x[_spatial_index(slice(0, o * k) for o, k in zip(out, ksize, strict=True))]
+    return crop.reshape((x.shape[0], *itertools.chain.from_iterable(zip(out, ksize)),
+                         x.shape[-1]))
+
+
+def _axis_slice(axis: int, k: int) -> tuple:
+    return (slice(None),) * axis + (k,)
+
+
+def max_pool_tiled(x, ksize: Sequence[int]):
+    """Max pooling of tiling windows that also returns where each window's maximum is.
+
+    The ``(N, O1, K1, ..., C)`` view of ``x`` is reduced one window axis at a time, the
+    innermost first; along each axis the pick (index of the first maximum, a strict
+    ``>`` scan) is recorded. Reducing the innermost axis first makes the combined pick
+    the first maximum in row-major window order, the general path's rule. Returns
+    ``(y, picks)``, one uint8 pick array per spatial dim (outermost first): about one
+    pass over ``x``, and backward then needs neither ``x`` nor any comparison with it.
+    The batch is split over threads (``kernels.threads``).
+    """
+    xp = get_array_module(x)
+    a = _tile_view(x, ksize)
+    r = len(ksize)
+    picks = [None] * r
+    shape = a.shape
+    for j in reversed(range(r)):
+        shape = shape[:2 + 2 * j] + shape[3 + 2 * j:]
+        picks[j] = xp.empty(shape, dtype=xp.uint8)
+    y = xp.empty(shape, dtype=x.dtype)
+    split_batch(lambda s: _max_pool_tiled_into(a[s], ksize, y[s], [p[s] for p in picks]),
+                x.shape[0], x.size, like=x)
+    if all(k == 1 for k in ksize):
+        y[...] = a.reshape(y.shape)
+    return y, picks
+
+
+def _max_pool_tiled_into(a, ksize, y, picks) -> None:
+    xp = get_array_module(a)
+    for j in reversed(range(len(ksize))):
+        axis = 2 + 2 * j
+        out = y if j == 0 else None
+        best = a[_axis_slice(axis, 0)]
+        picks[j][...] = 0
+        for k in range(1, ksize[j]):
+            cand = a[_axis_slice(axis, k)]
+            if k == 1:
+                xp.greater(cand, best, out=picks[j].view(bool))
+                best = xp.maximum(best, cand, out=out)
+            else:
+                xp.copyto(picks[j], k, where=cand > best)
+                xp.maximum(best, cand, out=best)
+        if ksize[j] == 1 and out is not None:
+            out[...] = best
+        a = best
+
+
+def max_pool_tiled_backward(gy, y, picks, x_shape: Sequence[int], ksize: Sequence[int]):
+    """Gradient of ``max_pool_tiled``: ``gy`` routed back along the picks, outermost first.
+
+    Windows whose maximum is NaN pass no gradient (as the general path).
+    """
+    xp = get_array_module(gy)
+    nan = xp.isnan(y)
+    if nan.any():
+        gy = xp.where(nan, 0, gy)
+    out = y.shape[1:-1]
+    r = len(ksize)
+
+    def route(gcover, s):
+        g = gy[s]
+        for j in range(r):
+            axis = 2 + 2 * j
+            shape = g.shape[:axis] + (ksize[j],) + g.shape[axis:]
+            gx = gcover[s].reshape(shape) if j == r - 1 else xp.empty(shape, dtype=g.dtype)
+            for k in range(ksize[j]):
+                xp.multiply(g, picks[j][s] == k, out=gx[_axis_slice(axis, k)])
+            g = gx
+
+    def fill(gcover):
+        split_batch(lambda s: route(gcover, s), gy.shape[0], 4 * gy.size, like=gy)
+
+    return _tiled_grad(xp, x_shape, out, ksize, gy.dtype, fill)
 
 
 def _max_pool_backward_windows(x, y, gy, ksize, strides, pads):

@@ -44,6 +44,26 @@ def _batches(n: int, batch_size: int, order=None):
         yield slice(start, stop) if order is None else order[start:stop]
 
 
+def _is_loader(x) -> bool:
+    return callable(getattr(x, "epoch", None)) and hasattr(x, "__len__")
+
+
+class _ArrayBatches:
+    """Batches of in-memory arrays; epoch ``e`` is shuffled by a generator from (seed, e)."""
+
+    def __init__(self, x, y, batch_size: int, seed: int | None):
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def epoch(self, epoch: int):
+        order = (None if self.seed is None
+                 else np.random.default_rng([self.seed, epoch]).permutation(len(self.x)))
+        for idx in _batches(len(self.x), self.batch_size, order):
+            yield self.x[idx], self.y[idx]
+
+
 class Trainer:
     """The training half of ``Model`` (mixed in; see ``dojang.models.Model``)."""
 
@@ -163,32 +183,41 @@ class Trainer:
         from dojang import random as dj_random
 
         self._require_compiled("fit")
-        x, y = _as_array(x, "x", "fit"), _as_array(y, "y", "fit")
-        if len(x) != len(y):
-            raise ValueError(f"fit: x and y must have the same number of examples. Received: "
-                             f"len(x)={len(x)}, len(y)={len(y)}")
         batch_size = check_int(batch_size, "batch_size", "fit", min_value=1)
         epochs = check_int(epochs, "epochs", "fit", min_value=0)
         initial_epoch = check_int(initial_epoch, "initial_epoch", "fit", min_value=0)
         check_float(validation_split, "validation_split", "fit", low=0.0, high=1.0,
                     high_open=True)
         verbose = _verbosity(verbose)
+        val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: Expected validation_data to be a tuple (x_val, y_val). "
                                  f"Received: {type(validation_data).__name__}")
             val = (_as_array(validation_data[0], "x_val", "fit"),
                    _as_array(validation_data[1], "y_val", "fit"))
-        elif validation_split > 0:
-            split = int(math.floor(len(x) * (1.0 - validation_split)))
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+        if _is_loader(x):
+            # A loader (e.g. dojang.data.BatchLoader) yields its own (x, y) batches per
+            # epoch, shuffled and augmented from (seed, epoch): Keras's "dataset" input.
+            if y is not None or validation_split:
+                raise ValueError("fit: with a batch loader as x, pass y=None and use "
+                                 "validation_data instead of validation_split")
+            loader = x
+            steps = len(loader)
         else:
-            val = None
-        if len(x) == 0:
-            raise ValueError("fit: no training examples left (check validation_split)")
-        if getattr(self, "_fit_seed", None) is None:
-            self._fit_seed = int(dj_random.make_rng().integers(2**62))
-        steps = math.ceil(len(x) / batch_size)
+            x, y = _as_array(x, "x", "fit"), _as_array(y, "y", "fit")
+            if len(x) != len(y):
+                raise ValueError(f"fit: x and y must have the same number of examples. "
+                                 f"Received: len(x)={len(x)}, len(y)={len(y)}")
+            if val is None and validation_split > 0:
+                split = int(math.floor(len(x) * (1.0 - validation_split)))
+                x, y, val = x[:split], y[:split], (x[split:], y[split:])
+            if len(x) == 0:
+                raise ValueError("fit: no training examples left (check validation_split)")
+            if getattr(self, "_fit_seed", None) is None:
+                self._fit_seed = int(dj_random.make_rng().integers(2**62))
+            loader = _ArrayBatches(x, y, batch_size, self._fit_seed if shuffle else None)
+            steps = len(loader)
         callback_list = cb.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose),
                                         model=self, epochs=epochs, steps=steps,
                                         verbose=verbose)
@@ -198,12 +227,10 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             callback_list.on_epoch_begin(epoch)
-            order = (np.random.default_rng([self._fit_seed, epoch]).permutation(len(x))
-                     if shuffle else None)
             logs = {}
-            for step, idx in enumerate(_batches(len(x), batch_size, order)):
+            for step, (xb, yb) in enumerate(loader.epoch(epoch)):
                 callback_list.on_train_batch_begin(step)
-                logs = self.train_step(x[idx], y[idx])
+                logs = self.train_step(xb, yb)
                 callback_list.on_train_batch_end(step, logs)
             logs = dict(logs)
             if val is not None:

@@ -54,14 +54,18 @@ def _stable_sigmoid(x):
 
 
 class ReLU(Function):
-    """``max(x, 0)``; the gradient at 0 is 0 (as in PyTorch)."""
+    """``max(x, 0)``; the gradient at 0 is 0 (as in PyTorch).
+
+    Forward keeps its output ``y`` (one pass, no mask array); backward masks with
+    ``y > 0``, which is ``x > 0``.
+    """
 
     def forward(self, x):
-        self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)
+        self.y = get_array_module(x).maximum(x, 0)
+        return self.y
 
     def backward(self, gy):
-        return gy * self.mask
+        return gy * (self.y > 0)
 
 
 class LeakyReLU(Function):

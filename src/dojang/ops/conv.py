@@ -12,6 +12,7 @@ from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
 from dojang.kernels import conv as K
+from dojang.kernels.threads import split_batch
 from dojang.ops.shape import Pad
 
 __all__ = ["conv", "conv_transpose"]
@@ -26,8 +27,36 @@ def _to_first(a, channels_last: bool):
 
 
 def _bias_grad(gy):
-    """Sum of a contiguous channels-last ``gy`` over every axis but the channels."""
-    return gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+    """Sum of a contiguous channels-last ``gy`` over every axis but the channels.
+
+    Computed as the GEMV ``ones(M) @ gy`` (M rows): NumPy's ``sum(axis=0)`` walks the
+    rows one at a time and measures ~7x slower on the benchmark layers.
+    """
+    xp = get_array_module(gy)
+    g2 = gy.reshape(-1, gy.shape[-1])
+    return xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
+
+
+def _bias_relu_inplace(y, b, relu: bool) -> None:
+    """``y = y + b`` then, if ``relu``, ``max(y, 0)``, in place, the batch split over threads."""
+    xp = get_array_module(y)
+
+    def part(s):
+        ys = y[s]
+        if b is not None:
+            xp.add(ys, b, out=ys)
+        if relu:
+            xp.maximum(ys, 0, out=ys)
+
+    split_batch(part, y.shape[0], y.size, like=y)
+
+
+def _relu_grad(gy, y):
+    """``gy`` where the fused relu's output ``y`` is positive, else 0 (a new array)."""
+    xp = get_array_module(gy)
+    g = xp.empty(y.shape, dtype=gy.dtype)
+    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
+    return g
 
 
 def _contiguous(a):
@@ -35,24 +64,32 @@ def _contiguous(a):
 
 
 class Conv(Function):
-    """``y = conv(x, w) + b`` with implicit zero padding ``pads`` (see ``kernels.conv``)."""
+    """``y = act(conv(x, w) + b)`` with implicit zero padding ``pads`` (see ``kernels.conv``).
 
-    def __init__(self, strides, dilations, groups, pads, channels_last):
+    ``relu=True`` fuses the activation: it is applied in place on the GEMM output (no
+    second output-sized array) and backward masks ``gy`` with ``y > 0`` (the relu
+    gradient at 0 is 0, as ``ops.relu``).
+    """
+
+    def __init__(self, strides, dilations, groups, pads, channels_last, relu: bool = False):
         self.strides, self.dilations, self.groups = strides, dilations, groups
-        self.pads, self.channels_last = pads, channels_last
+        self.pads, self.channels_last, self.relu = pads, channels_last, relu
 
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
         y, cols = K.conv_forward(x, w, self.strides, self.dilations, self.groups, self.pads,
                                  keep_cols=is_grad_enabled())
-        if b is not None:
-            y += b
+        if b is not None or self.relu:
+            _bias_relu_inplace(y, b, self.relu)
+        if self.relu:
+            self.y = y
         self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
         return _to_first(y, self.channels_last)
 
     def backward(self, gy):
         needs = self.needs_input_grad
-        gy = _contiguous(_to_last(gy, self.channels_last))
+        gy = _to_last(gy, self.channels_last)
+        gy = _contiguous(_relu_grad(gy, self.y) if self.relu else gy)
         args = (self.strides, self.dilations, self.groups, self.pads)
         gx = gw = gb = None
         if needs[0]:
@@ -111,17 +148,18 @@ def _pad_explicit(x: Tensor, pads, padding_mode: str, channels_last: bool) -> Te
 
 
 def conv(x, w, bias=None, *, strides, dilations, groups: int, pads, padding_mode: str = "zeros",
-         channels_last: bool = True) -> Tensor:
+         channels_last: bool = True, activation: str | None = None) -> Tensor:
     """N-d convolution (cross-correlation) of checked, resolved arguments.
 
     Zero padding is folded into the im2col buffer; reflect, replicate and circular
     padding pad the input first (their adjoint folds the gradient back).
+    ``activation="relu"`` fuses ``relu`` into the op (same result as ``relu(conv(...))``).
     """
     if padding_mode != "zeros" and any(p != (0, 0) for p in pads):
         x = _pad_explicit(x, pads, padding_mode, channels_last)
         pads = ((0, 0),) * len(pads)
     hyper = dict(strides=tuple(strides), dilations=tuple(dilations), groups=groups,
-                 pads=tuple(pads), channels_last=channels_last)
+                 pads=tuple(pads), channels_last=channels_last, relu=activation == "relu")
     if bias is None:
         return Conv.apply(x, w, **hyper)
     return Conv.apply(x, w, bias, **hyper)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dojang.autograd import Function
 from dojang.backend import get_array_module
+from dojang.config import is_grad_enabled
 from dojang.kernels import pool as kpool
 
 __all__ = ["AvgPool", "GlobalAvgPool", "GlobalMaxPool", "MaxPool"]
@@ -33,16 +34,29 @@ class _Pool(Function):
 
 
 class MaxPool(_Pool):
-    """Max pooling; the gradient of each window goes to its first maximum (row-major)."""
+    """Max pooling; the gradient of each window goes to its first maximum (row-major).
+
+    When the windows tile the input and a gradient may be wanted, forward records where
+    each maximum is (``kpool.max_pool_tiled``), so backward routes ``gy`` without ``x``.
+    """
 
     def forward(self, x):
-        self.x = _to_last(x, self.channels_last)
-        self.y = kpool.max_pool(self.x, self.ksize, self.strides, self.pads)
+        x = _to_last(x, self.channels_last)
+        picks = [] if is_grad_enabled() else None
+        self.y = kpool.max_pool(x, self.ksize, self.strides, self.pads, picks=picks)
+        self.picks = picks or None
+        if self.picks is None:
+            self.x = x
+        self.x_shape = x.shape
         return _from_last(self.y, self.channels_last)
 
     def backward(self, gy):
-        gx = kpool.max_pool_backward(self.x, self.y, _to_last(gy, self.channels_last),
-                                     self.ksize, self.strides, self.pads)
+        gy = _to_last(gy, self.channels_last)
+        if self.picks is not None:
+            gx = kpool.max_pool_tiled_backward(gy, self.y, self.picks, self.x_shape, self.ksize)
+        else:
+            gx = kpool.max_pool_backward(self.x, self.y, gy, self.ksize, self.strides,
+                                         self.pads)
         return _from_last(gx, self.channels_last)
 
 

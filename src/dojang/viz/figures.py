@@ -55,34 +55,50 @@ def feature_map_grid(maps, cols: int | None = None) -> np.ndarray:
     return _tile(np.moveaxis(m, 2, 0), cols)
 
 
-def feature_maps(model, image, layer_types=("Conv2D",), limit: int = 2) -> list[tuple[str, np.ndarray]]:
-    """Run ``image`` through a Sequential model and return the first conv layers' outputs.
+def feature_maps(model, image, layer_types=("Conv2D",),
+                 limit: int = 2) -> list[tuple[str, np.ndarray]]:
+    """Run ``image`` through a model and return the first conv layers' outputs.
 
     Args:
-        model: a built ``Sequential`` model.
+        model: a built ``Sequential`` or functional model with one input.
         image: one input example shaped like the model's input, without the batch axis.
         layer_types: class names of the layers whose outputs to keep.
         limit: how many such layers (the book's chapter 8-3 shows the first two).
 
     Returns:
-        ``[(layer_name, maps)]`` with ``maps`` of shape (H, W, C) for each kept layer.
+        ``[(layer_name, maps)]`` with ``maps`` of shape (H, W, C) for each kept layer, in
+        the order the model computes them.
+
+    Raises:
+        TypeError: for a subclassed model (its layers do not describe its graph) or a
+            model with several inputs.
     """
     from dojang.config import no_grad
+    from dojang.models import Model, Sequential
+    from dojang.models.model import Functional
 
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        raise TypeError(f"feature_maps: Expected a Sequential model. Received: "
-                        f"{type(model).__name__}")
     x = np.asarray(image, dtype=np.float32)[None]
-    out = []
+    if isinstance(model, Sequential):
+        out = []
+        with no_grad():
+            for layer in model.layers:
+                x = layer(x, training=False)
+                if type(layer).__name__ in layer_types:
+                    out.append((layer.name, x.numpy()[0]))
+                    if len(out) == limit:
+                        break
+        return out
+    if not isinstance(model, Functional) or len(model.inputs) != 1:
+        raise TypeError(f"feature_maps: Expected a Sequential or single-input functional "
+                        f"model. Received: {type(model).__name__}")
+    # A probe sharing the model's layers whose outputs are the kept layers' outputs.
+    kept = [t for t in model._order if type(t.node.layer).__name__ in layer_types][:limit]
+    if not kept:
+        return []
+    probe = Model(model.inputs[0], kept, name=f"{model.name}_feature_maps")
     with no_grad():
-        for layer in layers:
-            x = layer(x, training=False)
-            if type(layer).__name__ in layer_types:
-                out.append((layer.name, x.numpy()[0]))
-                if len(out) == limit:
-                    break
-    return out
+        maps = probe(x, training=False)
+    return [(t.node.layer.name, m.numpy()[0]) for t, m in zip(kept, maps)]
 
 
 def _figure(path, fig) -> str:
@@ -134,6 +150,8 @@ def plot_feature_maps(maps: list[tuple[str, np.ndarray]], image, path) -> str:
 def plot_history(history: dict, path) -> str:
     """Draw loss and accuracy curves (train and validation) per epoch."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     keys = [k for k in ("loss", "accuracy") if k in history]
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -142,6 +160,7 @@ def plot_history(history: dict, path) -> str:
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], marker="o", label=f"validation {key}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
         ax.legend()
         ax.grid(alpha=0.3)
