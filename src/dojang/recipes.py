@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dojang.callbacks import Callback, EarlyStopping
+from dojang.fileio import atomic_write, atomic_write_json
 
 RUN_FORMAT = 1
 
@@ -59,22 +60,6 @@ RECIPES = {
     "fast": Recipe(model="fashion_cnn_bn", epochs=12, batch_size=128, lr=3e-3,
                    validation_split=0.0, patience=None, schedule="onecycle", augment=True),
 }
-
-
-def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_run(run_dir: str) -> dict:
@@ -123,8 +108,8 @@ class RunCheckpoint(Callback):
                                             "stopped_epoch": es.stopped_epoch}
         old = self.state.get("checkpoint")
         self.state.update(epoch=epoch + 1, checkpoint=ckpt)
-        write_json_atomic(os.path.join(self.run_dir, "run.json"), self.state)
-        write_text_atomic(os.path.join(self.run_dir, "history.csv"), history_csv(history))
+        atomic_write_json(os.path.join(self.run_dir, "run.json"), self.state)
+        atomic_write(os.path.join(self.run_dir, "history.csv"), history_csv(history))
         if old and old != ckpt:
             _remove(os.path.join(self.run_dir, old))
 
@@ -276,7 +261,7 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     else:
         model = build_model(recipe, x_train.shape[1:], len(class_names), steps)
         # Written before the first epoch so that a run interrupted in it can be resumed.
-        write_json_atomic(os.path.join(run_dir, "run.json"), state)
+        atomic_write_json(os.path.join(run_dir, "run.json"), state)
     callbacks = []
     early = None
     if recipe.patience is not None and n_val > 0:
@@ -318,7 +303,7 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
         # run interrupted later (evaluation, plots) uses these weights, not the checkpoint.
         model.save(final)
         state["finished"] = True
-        write_json_atomic(os.path.join(run_dir, "run.json"), state)
+        atomic_write_json(os.path.join(run_dir, "run.json"), state)
     return finish(model, run_dir, state, (x_test, y_test), class_names, print_fn)
 
 
@@ -347,7 +332,7 @@ def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print) 
         print_fn("matplotlib is not installed: no plots (pip install dojang[plots])")
     results = {"test_accuracy": float(logs["accuracy"]), "test_loss": float(logs["loss"]),
                "epochs": state["epoch"], "confusion_matrix": matrix.tolist(), "files": files}
-    write_json_atomic(os.path.join(run_dir, "results.json"), results)
+    atomic_write_json(os.path.join(run_dir, "results.json"), results)
     print_fn(f"test accuracy: {results['test_accuracy']:.4f}   test loss: "
              f"{results['test_loss']:.4f}   ({state['epoch']} epochs)")
     print_fn(format_confusion(matrix, class_names))

@@ -151,7 +151,7 @@ def decode(data: bytes, source: str = "<bytes>") -> tuple[dict, dict]:
 
 def save_file(tensors: dict, path, metadata: dict | None = None) -> None:
     """Write ``tensors`` to ``path`` atomically (temporary file, then rename)."""
-    from dojang.models.saving import atomic_write
+    from dojang.fileio import atomic_write
 
     atomic_write(path, encode(tensors, metadata))
 

@@ -272,7 +272,8 @@ def where(condition, a, b) -> Tensor:
 def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - numpy's argument names
     """Clip values to ``[min, max]``; either bound may be None."""
     if min is None and max is None:
-        raise ValueError("clip: Expected at least one of min and max. Received: min=None, max=None")
+        raise ValueError("clip: Expected at least one of min and max. Received: min=None, "
+                         "max=None")
     return Clip.apply(_operand(x), low=min, high=max)
 
 

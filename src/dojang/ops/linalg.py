@@ -77,7 +77,8 @@ def linear(x, w, b=None) -> Tensor:
     """
     x, w = _operand(x), _operand(w)
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[0]:
-        raise ValueError(f"linear: Expected x of shape (..., {w.shape[0] if w.ndim == 2 else 'K'}) "
+        k = w.shape[0] if w.ndim == 2 else "K"
+        raise ValueError(f"linear: Expected x of shape (..., {k}) "
                          f"and w of shape (in_features, units). Received: x.shape={x.shape}, "
                          f"w.shape={w.shape}")
     if b is not None:

@@ -145,7 +145,8 @@ def reshape(x, shape) -> Tensor:
         shape = (int(shape),)
     shape = tuple(shape)
     if not all(is_int(s) for s in shape):
-        raise TypeError(f"reshape: Expected shape to be a tuple of ints. Received: shape={shape!r}")
+        raise TypeError(f"reshape: Expected shape to be a tuple of ints. Received: "
+                        f"shape={shape!r}")
     known = 1
     for s in shape:
         if s != -1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -103,12 +102,16 @@ def feature_maps(model, image, layer_types=("Conv2D",),
 
 def _figure(path, fig) -> str:
     """Save ``fig`` as a PNG atomically (temporary file, then rename) and close it."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    from dojang.fileio import atomic_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue())
     return str(path)
 
 

@@ -1,0 +1,126 @@
+"""The performance paths: fused conv+relu, single-channel im2col, tiled max-pool picks,
+and the batch split over threads, each against the plain path or PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dojang as dj
+from dojang import functional as fn
+from dojang.kernels import pool as kpool
+from dojang.kernels import threads
+from tests.helpers import gradcheck, torch_oracle
+from tests.ref_pool import ref_max_pool, ref_max_pool_grad
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(params=[1, 3], ids=["1thread", "3threads"])
+def split(request, monkeypatch):
+    """Run with no threads, and with every array split over 3 threads."""
+    monkeypatch.setattr(threads, "num_threads", lambda: request.param)
+    monkeypatch.setattr(threads, "MIN_ITEMS", 0)
+    return request.param
+
+
+def _torch_conv_relu(x, w, b):
+    y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, padding=1)
+    return F.relu(y).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("cin", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_fused_conv_relu_matches_torch(cin, dtype, split):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 6, 7, cin))
+    w = rng.standard_normal((3, 3, cin, 4))
+    b = rng.standard_normal(4)
+    torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation="relu"),
+                 _torch_conv_relu, x, w, b, dtype=dtype)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_fused_conv_relu_equals_conv_then_relu(data_format, split):
+    rng = np.random.default_rng(1)
+    shape = (3, 5, 6, 2) if data_format == "NHWC" else (3, 2, 5, 6)
+    x0, w0 = rng.standard_normal(shape), rng.standard_normal((3, 3, 2, 4))
+    b0 = rng.standard_normal(4)
+    grads = []
+    for fused in (True, False):
+        x, w, b = (dj.Tensor(a.copy(), requires_grad=True) for a in (x0, w0, b0))
+        if fused:
+            y = fn.conv2d(x, w, padding="SAME", bias=b, data_format=data_format,
+                          activation="relu")
+        else:
+            y = fn.relu(fn.conv2d(x, w, padding="SAME", bias=b, data_format=data_format))
+        (y * y).sum().backward()
+        grads.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
+    for a, e in zip(*grads, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_conv_relu_gradcheck():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 5, 1))
+    w = rng.standard_normal((3, 3, 1, 3))
+    b = rng.standard_normal(3)
+    gradcheck(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation="relu"),
+              x, w, b)
+
+
+def test_conv_activation_is_checked():
+    with pytest.raises(ValueError, match=r"conv2d: Expected activation .*activation='tanh'"):
+        fn.conv2d(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1)), activation="tanh")
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("shape,k", [((4, 6, 8, 3), (2, 2)), ((3, 7, 9, 2), (2, 3)),
+                                     ((3, 9, 2), (3,)), ((2, 4, 6, 5, 2), (2, 3, 2)),
+                                     ((3, 4, 5, 2), (1, 1))])
+def test_tiled_max_pool_picks_match_loop_reference(shape, k, ties, split):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    pads = ((0, 0),) * len(k)
+    picks = []
+    y = kpool.max_pool(x, k, k, pads, picks=picks)
+    np.testing.assert_array_equal(y, ref_max_pool(x, k, k, pads)[0])
+    assert not np.shares_memory(y, x)
+    gy = rng.standard_normal(y.shape)
+    gx = kpool.max_pool_tiled_backward(gy, y, picks, x.shape, k)
+    np.testing.assert_array_equal(gx, ref_max_pool_grad(x, gy, k, k, pads))
+
+
+def test_tiled_max_pool_nan_window_passes_no_gradient():
+    x = np.arange(32.0).reshape(2, 4, 4, 1)
+    x[0, 0, 1, 0] = np.nan
+    picks = []
+    y = kpool.max_pool(x, (2, 2), (2, 2), ((0, 0), (0, 0)), picks=picks)
+    gx = kpool.max_pool_tiled_backward(np.ones_like(y), y, picks, x.shape, (2, 2))
+    assert np.isnan(y[0, 0, 0, 0]) and gx[0, :2, :2].sum() == 0 and gx.sum() == y.size - 1
+
+
+def test_training_step_is_deterministic():
+    """The same seed gives bitwise the same weights after a few threaded training steps."""
+    def run():
+        rng = np.random.default_rng(0)
+        x = rng.random((8, 12, 12, 1), dtype=np.float32)
+        labels = rng.integers(0, 3, 8)
+        w1 = dj.Tensor(rng.standard_normal((3, 3, 1, 4), dtype=np.float32) * 0.3,
+                       requires_grad=True)
+        b1 = dj.Tensor(np.zeros(4, np.float32), requires_grad=True)
+        w2 = dj.Tensor(rng.standard_normal((144, 3), dtype=np.float32) * 0.1, requires_grad=True)
+        opt = dj.optimizers.Adam()
+        for _ in range(3):
+            w1.grad = b1.grad = w2.grad = None
+            h = fn.max_pool2d(fn.conv2d(x, w1, padding="SAME", bias=b1, activation="relu"), 2)
+            logits = dj.ops.linear(h.reshape(8, -1), w2)
+            fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
+            opt.apply([w1, b1, w2])
+        return [p.numpy().copy() for p in (w1, b1, w2)]
+
+    a, b = run(), run()
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
