@@ -6,7 +6,9 @@ that takes the softmax's logits, backward, Adam), times it beside the same PyTor
 in one process (alternating windows, 2 threads each, median) and, with ``--profile``,
 prints a cProfile of dojang's step and a per-op table of forward and backward time.
 
-Usage: python bench/profile_step.py [--batches 32,128] [--windows 7] [--profile]
+Usage: python bench/profile_step.py [--batches 32,128] [--windows 7] [--repeats 1]
+       [--profile] [--no-compare] [--tuned]
+Environment: BENCH_THREADS (default 2), DOJANG_UNFUSED=1 (conv then relu, two ops).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from collections import defaultdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets the thread count before NumPy loads)
+
+if "--tuned" in sys.argv:  # must precede the NumPy import: OpenBLAS reads it at load
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    os.environ["DOJANG_NUM_THREADS"] = str(common.THREADS)
+
 import numpy as np  # noqa: E402
 
 import dojang as dj  # noqa: E402
@@ -231,6 +238,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--profile", action="store_true", help="per-op table and cProfile")
     p.add_argument("--no-compare", action="store_true")
+    p.add_argument("--tuned", action="store_true",
+                   help="OPENBLAS_THREAD_TIMEOUT=4 and DOJANG_NUM_THREADS=threads "
+                        "(short BLAS spin, elementwise work split over the threads)")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     if not args.no_compare:

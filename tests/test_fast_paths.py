@@ -3,6 +3,8 @@ and the batch split over threads, each against the plain path or PyTorch."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,20 @@ def test_training_step_is_deterministic():
     a, b = run(), run()
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("cin,groups", [(1, 1), (4, 1), (4, 2)])
+def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, split):
+    """Several chunks whose columns are all kept for backward give the unchunked result."""
+    kconv = importlib.import_module("dojang.kernels.conv")
+    monkeypatch.setattr(kconv, "CACHE_CHUNK_BYTES", 600)  # about one sample per chunk
+    rng = np.random.default_rng(6)
+    x, w, b = (rng.standard_normal((4, 5, 6, cin)), rng.standard_normal((3, 3, cin // groups, 4)),
+               rng.standard_normal(4))
+
+    def torch_fn(x, w, b):
+        y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, padding=1, groups=groups)
+        return y.permute(0, 2, 3, 1)
+
+    torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, groups=groups),
+                 torch_fn, x, w, b)

@@ -86,6 +86,13 @@ class Conv(Function):
         self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
         return _to_first(y, self.channels_last)
 
+    def release(self) -> None:
+        """Free the saved arrays; the kept im2col columns go back to the kernel for reuse."""
+        cols = getattr(self, "cols", None)
+        super().release()
+        if cols is not None:
+            K.recycle_cols(cols)
+
     def backward(self, gy):
         needs = self.needs_input_grad
         gy = _to_last(gy, self.channels_last)
