@@ -143,3 +143,24 @@ def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, spl
 
     torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, groups=groups),
                  torch_fn, x, w, b)
+
+
+def test_conv_layer_with_relu_uses_the_fused_path_and_equals_conv_then_relu():
+    import dojang as dj
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 6, 3))
+    fused = dj.layers.Conv2D(4, 3, padding="same", activation="relu", dtype="float64")
+    plain = dj.layers.Conv2D(4, 3, padding="same", dtype="float64")
+    fused.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(fused.get_weights())
+    y_fused = fused(x)
+    y_plain = dj.functional.relu(plain(x))
+    assert type(y_fused.creator).__name__ == "Conv"
+    np.testing.assert_allclose(y_fused.numpy(), y_plain.numpy(), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y_fused.shape)
+    y_fused.backward(g)
+    y_plain.backward(g)
+    for a, b in zip(fused.trainable_weights, plain.trainable_weights):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-12)
