@@ -10,6 +10,8 @@ when unknown).
 
 from __future__ import annotations
 
+import functools
+
 import inspect
 import re
 from collections import defaultdict
@@ -78,6 +80,22 @@ class InputSpec:
         return all(shape[a] is None or shape[a] == size for a, size in self.axes.items())
 
 
+def _marks_built(build):
+    """Wrap a subclass's ``build`` so that any call, the user's too, marks the layer built
+    (a layer built by hand must not create its weights again on its first call)."""
+    if getattr(build, "_marks_built", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape):
+        self._build_shape = input_shape
+        build(self, input_shape)
+        self.built = True
+
+    wrapper._marks_built = True
+    return wrapper
+
+
 class Layer:
     """Base class of every layer and model.
 
@@ -106,6 +124,8 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("dojang."):  # the whitelist that load_model trusts
             REGISTRY[cls.__name__] = cls
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
 
     def __init__(self, *, trainable: bool = True, name: str | None = None, dtype=None,
                  input_shape=None, seed: int | None = None, **kwargs):
@@ -267,6 +287,7 @@ class Layer:
     # ---------------------------------------------------------------- protocol
     def build(self, input_shape) -> None:
         """Create the weights for inputs of ``input_shape`` (batch axis included)."""
+        self._build_shape = input_shape
         self.built = True
 
     def call(self, inputs, training: bool = False):
@@ -309,7 +330,7 @@ class Layer:
         shapes = [x.shape for x in xs] if multi else xs.shape
         self._check_input_shape(shapes)
         if not self.built:
-            self._build(shapes)
+            self.build(shapes)
         if _takes_training(type(self)):
             kwargs["training"] = bool(training)
         out = self.call(xs, **kwargs)
@@ -322,17 +343,12 @@ class Layer:
         shapes = [t.shape for t in inputs] if multi else inputs.shape
         self._check_input_shape(shapes)
         if not self.built:
-            self._build(shapes)
+            self.build(shapes)
         out_shape = tuple(self.compute_output_shape(shapes))
         node = Node(self, list(inputs) if multi else [inputs], multi)
         if self._io_shapes is None:
             self._io_shapes = (shapes, out_shape)
         return KerasTensor(out_shape, self.dtype, node)
-
-    def _build(self, shapes) -> None:
-        self._build_shape = shapes
-        self.build(shapes)
-        self.built = True
 
     def _to_tensor(self, x) -> Tensor:
         if isinstance(x, Tensor):

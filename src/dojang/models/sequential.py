@@ -52,7 +52,7 @@ class Sequential(Model):
                 self._symbolic_pass()
             elif isinstance(layer, InputLayer) or (
                     len(self._stack) == 1 and layer._batch_input_shape is not None):
-                self._build(layer._batch_input_shape if not isinstance(layer, InputLayer)
+                self.build(layer._batch_input_shape if not isinstance(layer, InputLayer)
                             else (layer.batch_size,) + layer.shape)
         except (ValueError, TypeError):
             self._stack.pop()  # a layer that does not fit is not kept
@@ -130,5 +130,5 @@ class Sequential(Model):
         model = cls(layers, name=config["name"], trainable=config.get("trainable", True))
         shape = config.get("build_input_shape")
         if shape is not None and not model.built:
-            model._build(tuple(shape))
+            model.build(tuple(shape))
         return model
