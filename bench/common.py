@@ -13,6 +13,10 @@ import time
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
+# OpenBLAS keeps its worker threads spinning for a long while after each GEMM; in an
+# alternating run that spin steals the next PyTorch window's cores. A short spin is fair
+# to both (and makes dojang itself faster too).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
 def torch_setup():

@@ -15,16 +15,17 @@ Run: ``python bench/conv.py [--repeats 7]``, or ``from bench.conv import run``.
 from __future__ import annotations
 
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import argparse  # noqa: E402 - thread counts must be set before NumPy loads
+import argparse  # noqa: E402
 import time  # noqa: E402
 
+import common  # noqa: E402  (sets the thread counts before NumPy loads)
 import numpy as np  # noqa: E402
 
-THREADS = 2
+THREADS = common.THREADS
 LAYERS = [  # (name, N, H, W, C, C_out, needs input grad)
     ("fmnist conv1 28x28x1->32", 128, 28, 28, 1, 32, False),
     ("fmnist conv2 14x14x32->64", 128, 14, 14, 32, 64, True),
@@ -67,8 +68,8 @@ def _torch_step(x, w, b, needs_input):
     return step
 
 
-def run(repeats: int = 7, warmup: int = 2, seed: int = 0) -> list[dict]:
-    """Time every layer; return one dict per layer (seconds, GFLOP/s and ratios)."""
+def run(repeats: int = 7, warmup: int = 2, seed: int = 0, layers=None) -> list[dict]:
+    """Time every layer (or those named in ``layers``); return one dict per layer."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -79,6 +80,8 @@ def run(repeats: int = 7, warmup: int = 2, seed: int = 0) -> list[dict]:
     rows = []
     with threadpool_limits(THREADS):
         for name, n, h, w_, c, cout, needs_input in LAYERS:
+            if layers is not None and name not in layers:
+                continue
             x = dj.Tensor(rng.standard_normal((n, h, w_, c), dtype=np.float32),
                           requires_grad=needs_input)
             w = dj.Tensor(rng.standard_normal((3, 3, c, cout), dtype=np.float32) * 0.1,

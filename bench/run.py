@@ -18,8 +18,8 @@ import common  # noqa: E402  (sets the thread count before NumPy loads)
 import workloads as wl  # noqa: E402
 
 
-def _row(workload, metric, d, t, goal="", higher_is_better=True):
-    ratio = (d / t if higher_is_better else t / d) if d and t else None
+def _row(workload, metric, d, t, goal=""):
+    ratio = d / t if d and t else None
     return {"workload": workload, "metric": metric, "dojang": d, "pytorch": t, "ratio": ratio,
             "goal": goal}
 
@@ -54,19 +54,14 @@ def w2(args):
 
 
 def w3(args):
-    n, hw, c = 64, 32, 64
-    flops = 3 * 2 * n * hw * hw * c * c * 9  # forward + two backward GEMMs
-    sec = common.time_alternating({
-        "dojang": wl.dojang_conv_layer(n, hw, c, c),
-        "pytorch": wl.torch_conv_layer(n, hw, c, c),
-        "gemm": wl.gemm(n * hw * hw, 9 * c, c),
-    }, steps=max(args.steps // 2, 2), windows=args.windows)
-    gemm_flops = 2 * n * hw * hw * c * c * 9 / sec["gemm"] / 1e9
-    d, t = flops / sec["dojang"] / 1e9, flops / sec["pytorch"] / 1e9
-    return [_row("W3 conv 64x32x32x64", "fwd+bwd GFLOP/s", d, t, "info"),
+    import conv
+
+    (r,) = conv.run(repeats=args.windows * 2 + 1, layers=["cifar 32x32x64->64"])
+    return [_row("W3 conv 64x32x32x64", "fwd+bwd GFLOP/s", r["dojang_gflops"],
+                 r["torch_gflops"], "info"),
             {"workload": "W3 conv 64x32x32x64", "metric": "share of NumPy GEMM GFLOP/s",
-             "dojang": d / gemm_flops, "pytorch": t / gemm_flops, "ratio": None,
-             "goal": f">= 0.70 (GEMM {gemm_flops:.1f} GFLOP/s)"}]
+             "dojang": r["pct_of_gemm"] / 100, "pytorch": r["torch_gflops"] / r["gemm_gflops"],
+             "ratio": None, "goal": f">= 0.70 (GEMM {r['gemm_gflops']:.1f} GFLOP/s)"}]
 
 
 def w4(args):
@@ -82,8 +77,8 @@ def memory_rows(args):
                              capture_output=True, text=True, check=True)
         peaks[fw] = json.loads(out.stdout.strip().splitlines()[-1])
     d, t = peaks["dojang"]["peak_mb"], peaks["pytorch"]["peak_mb"]
-    return [_row("W1 seed CNN", "peak RSS MB, train batch 128", d, t, "<= 1.5x (ratio = torch/dojang)",
-                 higher_is_better=False)]
+    return [{"workload": "W1 seed CNN", "metric": "peak RSS MB, train batch 128 (ratio d/t)",
+             "dojang": d, "pytorch": t, "ratio": d / t, "goal": "<= 1.5x"}]
 
 
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}

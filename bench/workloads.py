@@ -2,8 +2,7 @@
 
 W1  seed 004 Fashion-MNIST CNN: training (Adam) at batch 32 and 128, inference at 1000
 W2  LeNet-5 training at batch 64 with SGD
-W3  one conv layer forward+backward (64x32x32x64 -> 64, 3x3 same), GFLOP/s, and a float32
-    NumPy GEMM of the same FLOP count as the machine's practical limit
+W3  one conv layer forward+backward (64x32x32x64 -> 64, 3x3 same): see bench/conv.py
 W4  ResNet-20 (CIFAR) training at batch 128
 """
 
@@ -36,21 +35,6 @@ def dojang_inference(model_name, batch, shape):
     model = zoo.get(model_name, input_shape=shape)
     x, _ = _data(batch, shape)
     return lambda: model.predict(x, batch_size=batch, verbose=0)
-
-
-def dojang_conv_layer(batch=64, hw=32, cin=64, cout=64):
-    rng = np.random.default_rng(0)
-    x = dj.Tensor(rng.standard_normal((batch, hw, hw, cin), dtype=np.float32), requires_grad=True)
-    w = dj.Tensor(rng.standard_normal((3, 3, cin, cout), dtype=np.float32) * 0.05,
-                  requires_grad=True)
-    b = dj.Tensor(np.zeros(cout, np.float32), requires_grad=True)
-    gy = rng.standard_normal((batch, hw, hw, cout), dtype=np.float32)
-
-    def step():
-        x.grad = w.grad = b.grad = None
-        y = dj.functional.conv2d(x, w, padding="SAME", bias=b)
-        y.backward(gy)
-    return step
 
 
 # ---------------------------------------------------------------------------- torch side
@@ -136,26 +120,3 @@ def torch_inference(model_name, batch, shape):
         with torch.no_grad():
             model(xt).softmax(-1)
     return step
-
-
-def torch_conv_layer(batch=64, hw=32, cin=64, cout=64):
-    from common import torch_setup
-
-    torch = torch_setup()
-    x = torch.randn(batch, cin, hw, hw, requires_grad=True)
-    w = (torch.randn(cout, cin, 3, 3) * 0.05).requires_grad_()
-    b = torch.zeros(cout, requires_grad=True)
-    gy = torch.randn(batch, cout, hw, hw)
-
-    def step():
-        x.grad = w.grad = b.grad = None
-        torch.nn.functional.conv2d(x, w, b, padding=1).backward(gy)
-    return step
-
-
-def gemm(m, k, n):
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((m, k), dtype=np.float32)
-    b = rng.standard_normal((k, n), dtype=np.float32)
-    out = np.empty((m, n), np.float32)
-    return lambda: np.matmul(a, b, out=out)

@@ -57,7 +57,8 @@ def __getattr__(name):
 
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "data", "datasets", "default_dtype", "enable_grad", "functional", "get_default_dtype", "im2col_budget",
+    "config", "data", "datasets", "default_dtype", "enable_grad", "functional",
+    "get_default_dtype", "im2col_budget",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

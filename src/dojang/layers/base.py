@@ -11,7 +11,6 @@ when unknown).
 from __future__ import annotations
 
 import functools
-
 import inspect
 import re
 from collections import defaultdict
