@@ -20,12 +20,12 @@ FASHION_CNN = 320 + 18_496 + 313_700 + 1_010  # 333,526
 # C3 5*5*6*16+16 = 2,416 (10x10), S4 -> 5x5x16 = 400, F5 400*120+120, F6 120*84+84, 84*10+10.
 LENET5 = 156 + 2_416 + 48_120 + 10_164 + 850  # 61,706
 
-# fashion_cnn_bn (28x28x1, width 32), convs without bias, BN 4 per channel:
-# 3*3*1*32 + 3*3*32*32 + 3*3*32*64 + 3*3*64*64 = 288 + 9,216 + 18,432 + 36,864 = 64,800;
+# fashion_cnn_bn (28x28x1, width 32, one conv in block 1, two in block 2), convs without
+# bias, BN 4 per channel: 3*3*1*32 + 3*3*32*64 + 3*3*64*64 = 288 + 18,432 + 36,864 = 55,584;
 # after two 2x2 pools 7*7*64 = 3,136 -> dense 3,136*128 (no bias) = 401,408;
-# BN channels 32+32+64+64+128 = 320 -> 1,280 (640 non-trainable); head 128*10+10 = 1,290.
-FASHION_CNN_BN = 64_800 + 401_408 + 1_280 + 1_290  # 468,778
-FASHION_CNN_BN_FROZEN = 640
+# BN channels 32+64+64+128 = 288 -> 1,152 (576 non-trainable); head 128*10+10 = 1,290.
+FASHION_CNN_BN = 55_584 + 401_408 + 1_152 + 1_290  # 459,434
+FASHION_CNN_BN_FROZEN = 576
 
 # small_vgg (32x32x3, width 32): convs 3*3*3*32, 3*3*32*32, 3*3*32*64, 3*3*64*64,
 # 3*3*64*128, 3*3*128*128 = 864 + 9,216 + 18,432 + 36,864 + 73,728 + 147,456 = 286,560;

@@ -16,7 +16,7 @@ import numpy as np
 
 from dojang.config import get_default_dtype
 from dojang.random import make_rng
-from dojang.registry import Registry
+from dojang.registry import Configurable, Registry
 from dojang.validation import check_choice, check_float
 
 registry = Registry("initializer", base=None)  # base set below, once the class exists
@@ -38,7 +38,7 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``init(shape, dtype=None, rng=None)`` returns a new NumPy array.
 
     ``dtype`` defaults to dojang's default float dtype. The generator used is ``rng`` if
@@ -57,17 +57,6 @@ class Initializer:
 
     def generate(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict) -> Initializer:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 registry.base = Initializer

@@ -21,7 +21,7 @@ from dojang.autograd import Tensor
 from dojang.backend import get_array_module
 from dojang.ops import activations as act_ops
 from dojang.ops import elementwise as E
-from dojang.registry import Registry
+from dojang.registry import Configurable, Registry
 from dojang.validation import check_choice, check_float
 
 EPSILON = 1e-7
@@ -29,7 +29,7 @@ REDUCTIONS = ("sum_over_batch_size", "sum", "none")
 _TO_FUNCTIONAL = {"sum_over_batch_size": "mean", "sum": "sum", "none": "none"}
 
 
-class Loss:
+class Loss(Configurable):
     """Base class. Subclasses implement ``compute(y_true, y_pred, reduction)``.
 
     Args:
@@ -59,14 +59,6 @@ class Loss:
 
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
-
-    @classmethod
-    def from_config(cls, config: dict) -> Loss:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 registry = Registry("loss", base=Loss)
@@ -153,6 +145,22 @@ class _Elementwise(Loss):
         raise NotImplementedError
 
 
+class _SmoothedCrossentropy(Loss):
+    """``from_logits`` and ``label_smoothing`` (in ``[0, 1]``), shared by the categorical
+    and binary cross-entropies; the subclass applies the smoothing to its targets."""
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
+                 reduction: str = "sum_over_batch_size", name: str | None = None):
+        super().__init__(reduction, name)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = check_float(label_smoothing, "label_smoothing",
+                                           type(self).__name__, low=0.0, high=1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
+
+
 @registry.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy with integer labels: ``-log p[y]`` per example.
@@ -195,7 +203,7 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 @registry.register("categorical_crossentropy")
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Cross-entropy with one-hot (or probability) targets: ``-sum_c t_c log p_c``.
 
     With ``label_smoothing = s`` the targets become ``t (1 - s) + s / C``.
@@ -214,13 +222,6 @@ class CategoricalCrossentropy(Loss):
 
     default_name = "categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
-                 reduction: str = "sum_over_batch_size", name: str | None = None):
-        super().__init__(reduction, name)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = check_float(label_smoothing, "label_smoothing",
-                                           type(self).__name__, low=0.0, high=1.0)
-
     def compute(self, y_true, y_pred, reduction):
         t = _targets(y_true, y_pred, type(self).__name__)
         logits = y_pred if self.from_logits else _logits_of(y_pred, act_ops.Softmax, True)
@@ -234,13 +235,9 @@ class CategoricalCrossentropy(Loss):
         per_example = -(_clipped_log(y_pred) * t).sum(axis=-1)
         return _reduce_examples(per_example, reduction)
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
-
 
 @registry.register("binary_crossentropy")
-class BinaryCrossentropy(_Elementwise):
+class BinaryCrossentropy(_SmoothedCrossentropy, _Elementwise):
     """Binary cross-entropy ``-(t log p + (1 - t) log(1 - p))``, averaged over the last axis.
 
     With ``label_smoothing = s`` the targets become ``t (1 - s) + s / 2``.
@@ -257,13 +254,6 @@ class BinaryCrossentropy(_Elementwise):
 
     default_name = "binary_crossentropy"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
-                 reduction: str = "sum_over_batch_size", name: str | None = None):
-        super().__init__(reduction, name)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = check_float(label_smoothing, "label_smoothing",
-                                           type(self).__name__, low=0.0, high=1.0)
-
     def elementwise(self, t, y_pred, reduction):
         s = self.label_smoothing
         if s:
@@ -272,10 +262,6 @@ class BinaryCrossentropy(_Elementwise):
         if logits is not None:
             return F.sigmoid_cross_entropy_with_logits(t, logits, reduction=reduction)
         return F.binary_crossentropy(t, y_pred, epsilon=EPSILON, reduction=reduction)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
 
 
 @registry.register("mean_squared_error", "mse")

@@ -12,7 +12,7 @@ import numpy as np
 from dojang import losses
 from dojang.autograd import Tensor
 from dojang.backend import to_numpy
-from dojang.registry import Registry
+from dojang.registry import Configurable, Registry
 from dojang.validation import check_float, check_int
 
 
@@ -20,7 +20,7 @@ def _np(x) -> np.ndarray:
     return to_numpy(x.data if isinstance(x, Tensor) else x) if x is not None else None
 
 
-class Metric:
+class Metric(Configurable):
     """Base class: accumulate with ``update_state``, read with ``result()``.
 
     Args:
@@ -44,14 +44,6 @@ class Metric:
 
     def get_config(self) -> dict:
         return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict) -> Metric:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 registry = Registry("metric", base=Metric)

@@ -46,7 +46,7 @@ class Recipe:
     validation_split: float = 0.2
     patience: int | None = 2
     schedule: str | None = None
-    augment: bool = False
+    augment: tuple[str, ...] = ()
     seed: int = 42
     limit: int | None = None
     model_kwargs: dict = field(default_factory=dict)
@@ -58,7 +58,7 @@ RECIPES = {
     # Best accuracy per minute on a 2-core CPU: batch norm, a slightly larger net, random
     # shifts and flips, a larger batch and a one-cycle learning rate; trains on all 60k.
     "fast": Recipe(model="fashion_cnn_bn", epochs=12, batch_size=128, lr=3e-3,
-                   validation_split=0.0, patience=None, schedule="onecycle", augment=True),
+                   validation_split=0.0, patience=None, schedule="onecycle", augment=("flip",)),
 }
 
 
@@ -216,15 +216,28 @@ class _ResumedEarlyStopping(EarlyStopping):
             self.best_weights = self._saved_weights
 
 
-def _augmenter(recipe: Recipe):
-    if not recipe.augment:
-        return None
+AUGMENTATIONS = {
+    "flip": lambda x, rng: _augment().random_flip_left_right(x, rng),
+    "shift": lambda x, rng: _augment().random_shift(x, rng, max_shift=2),
+    "cutout": lambda x, rng: _augment().cutout(x, rng, size=8),
+}
+
+
+def _augment():
     from dojang.data import augment
 
-    return augment.compose(
-        lambda x, rng: augment.random_shift(x, rng, max_shift=2),
-        lambda x, rng: augment.random_flip_left_right(x, rng),
-    )
+    return augment
+
+
+def _augmenter(recipe: Recipe):
+    """The recipe's per-batch augmentation, in the order its names are listed."""
+    unknown = [name for name in recipe.augment if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"Expected augmentations among {sorted(AUGMENTATIONS)}. Received: "
+                         f"{unknown}")
+    if not recipe.augment:
+        return None
+    return _augment().compose(*(AUGMENTATIONS[name] for name in recipe.augment))
 
 
 def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: bool = False,

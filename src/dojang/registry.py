@@ -10,7 +10,39 @@ or a config dict ``{"class_name": ..., "config": {...}}`` as written by ``serial
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+_C = TypeVar("_C", bound="Configurable")
+
+
+class Configurable:
+    """Base of the families' objects (initializers, regularizers, losses, metrics, schedules).
+
+    A config dict describes the object: ``cls.from_config(obj.get_config())`` rebuilds
+    ``obj`` (the config holds the constructor's keyword arguments), and ``repr`` shows the
+    same arguments. Subclasses override ``get_config``; the default is an object without
+    arguments.
+
+    Example:
+        >>> class Scale(Configurable):
+        ...     def __init__(self, factor=1.0):
+        ...         self.factor = factor
+        ...     def get_config(self):
+        ...         return {"factor": self.factor}
+        >>> Scale.from_config({"factor": 2.0})
+        Scale(factor=2.0)
+    """
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls: type[_C], config: dict) -> _C:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
 
 
 def _key(name: str) -> str:

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from dojang.autograd import Tensor
-from dojang.registry import Registry
+from dojang.registry import Configurable, Registry
 from dojang.validation import check_float
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: calling it on a weight Tensor returns a scalar penalty Tensor."""
 
     def __call__(self, weight: Tensor) -> Tensor:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict) -> Regularizer:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 registry = Registry("regularizer", base=Regularizer)

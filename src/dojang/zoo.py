@@ -34,29 +34,24 @@ def fashion_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "fas
 
 
 def fashion_cnn_bn(input_shape=(28, 28, 1), num_classes: int = 10, width: int = 32,
+                   convs_per_block=(1, 2), dense: int = 128, dropout: float = 0.3,
                    name: str = "fashion_cnn_bn"):
-    """A slightly larger seed CNN with batch normalization, used by the fast recipe.
+    """The seed CNN made trainable fast: batch normalization and a little more depth.
 
-    Two blocks of (conv-BN-ReLU) x2 + max pool (``width`` and ``2*width`` filters),
-    then dense 128 with dropout and a softmax head.
+    Block ``i`` has ``convs_per_block[i]`` 3x3 conv-BN-ReLU layers of ``width * 2**i``
+    filters and a 2x2 max pool; then a dense-BN-ReLU layer, dropout and a softmax head.
+    Convolutions before BN have no bias (BN's beta replaces it).
     """
-    def block(filters, first=False):
-        extra = {"input_shape": input_shape} if first else {}
-        return [
-            L.Conv2D(filters, 3, padding="same", use_bias=False, **extra),
-            L.BatchNormalization(), L.ReLU(),
-            L.Conv2D(filters, 3, padding="same", use_bias=False),
-            L.BatchNormalization(), L.ReLU(),
-            L.MaxPooling2D(2),
-        ]
-
-    return Sequential([
-        *block(width, first=True), *block(2 * width),
-        L.Flatten(),
-        L.Dense(128, use_bias=False), L.BatchNormalization(), L.ReLU(),
-        L.Dropout(0.3),
-        L.Dense(num_classes, activation="softmax"),
-    ], name=name)
+    stack = []
+    for i, convs in enumerate(convs_per_block):
+        for _ in range(convs):
+            extra = {"input_shape": input_shape} if not stack else {}
+            stack += [L.Conv2D(width * 2**i, 3, padding="same", use_bias=False, **extra),
+                      L.BatchNormalization(), L.ReLU()]
+        stack.append(L.MaxPooling2D(2))
+    stack += [L.Flatten(), L.Dense(dense, use_bias=False), L.BatchNormalization(), L.ReLU(),
+              L.Dropout(dropout), L.Dense(num_classes, activation="softmax")]
+    return Sequential(stack, name=name)
 
 
 def lenet5(input_shape=(32, 32, 1), num_classes: int = 10, activation: str = "tanh",

@@ -105,6 +105,21 @@ def _gather_crops(nhwc, top, left, pads, fill_mode: str, fill_value, owner: str)
     return padded[xp.arange(n)[:, None, None], rows, cols]
 
 
+def _random_crops(x, rng, amount, name: str, fill_mode: str, fill_value, data_format: str,
+                  owner: str, origins: Callable):
+    """Check the arguments of random_crop/random_shift, then crop every padded image.
+
+    ``amount`` (argument ``name``) is the pad ``(PH, PW)`` on each side; ``origins(pads, n)``
+    draws the ``n`` window origins ``(top, left)`` in padded coordinates, each in
+    ``[0, 2*P]``.
+    """
+    pads = standardize_tuple(amount, 2, name, owner, min_value=0)
+    fill_mode = check_choice(fill_mode, tuple(_PAD_MODES), "fill_mode", owner)
+    nhwc, layout = _check_batch(x, rng, data_format, owner)
+    top, left = origins(pads, nhwc.shape[0])
+    return _restore(_gather_crops(nhwc, top, left, pads, fill_mode, fill_value, owner), layout)
+
+
 def random_crop(x, rng: np.random.Generator, padding=4, fill_mode: str = "constant",
                 fill_value=0, data_format: str = "channels_last"):
     """Pad each image by ``padding`` on every side and crop it back to (H, W) at a random place.
@@ -136,14 +151,14 @@ def random_crop(x, rng: np.random.Generator, padding=4, fill_mode: str = "consta
         >>> random_crop(x, np.random.default_rng(0), padding=2).shape
         (2, 28, 28, 1)
     """
-    owner = "random_crop"
-    pads = standardize_tuple(padding, 2, "padding", owner, min_value=0)
-    fill_mode = check_choice(fill_mode, tuple(_PAD_MODES), "fill_mode", owner)
-    nhwc, layout = _check_batch(x, rng, data_format, owner)
-    n = nhwc.shape[0]
-    top = rng.integers(0, 2 * pads[0] + 1, n)
-    left = rng.integers(0, 2 * pads[1] + 1, n)
-    return _restore(_gather_crops(nhwc, top, left, pads, fill_mode, fill_value, owner), layout)
+
+    def origins(pads, n):
+        top = rng.integers(0, 2 * pads[0] + 1, n)
+        left = rng.integers(0, 2 * pads[1] + 1, n)
+        return top, left
+
+    return _random_crops(x, rng, padding, "padding", fill_mode, fill_value, data_format,
+                         "random_crop", origins)
 
 
 def random_shift(x, rng: np.random.Generator, max_shift=2, fill_mode: str = "constant",
@@ -175,16 +190,15 @@ def random_shift(x, rng: np.random.Generator, max_shift=2, fill_mode: str = "con
         >>> random_shift(x, np.random.default_rng(3), max_shift=(0, 1))[0, 0, :, 0]
         array([0, 0, 1, 2])
     """
-    owner = "random_shift"
-    pads = standardize_tuple(max_shift, 2, "max_shift", owner, min_value=0)
-    fill_mode = check_choice(fill_mode, tuple(_PAD_MODES), "fill_mode", owner)
-    nhwc, layout = _check_batch(x, rng, data_format, owner)
-    n = nhwc.shape[0]
-    dy = rng.integers(-pads[0], pads[0] + 1, n)
-    dx = rng.integers(-pads[1], pads[1] + 1, n)
-    # Window origin in padded coordinates: out[i] = padded[i - dy + SY].
-    out = _gather_crops(nhwc, pads[0] - dy, pads[1] - dx, pads, fill_mode, fill_value, owner)
-    return _restore(out, layout)
+
+    def origins(pads, n):
+        dy = rng.integers(-pads[0], pads[0] + 1, n)
+        dx = rng.integers(-pads[1], pads[1] + 1, n)
+        # Window origin in padded coordinates: out[i] = padded[i - dy + SY].
+        return pads[0] - dy, pads[1] - dx
+
+    return _random_crops(x, rng, max_shift, "max_shift", fill_mode, fill_value, data_format,
+                         "random_shift", origins)
 
 
 def cutout(x, rng: np.random.Generator, size=8, p: float = 1.0, fill_value=0,

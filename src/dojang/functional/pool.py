@@ -41,6 +41,11 @@ def _input(input, rank: int, owner: str) -> Tensor:
     return x
 
 
+def _floating(x: Tensor) -> Tensor:
+    """``x`` itself if floating, else a copy in the default float dtype (a mean of ints)."""
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype(get_default_dtype()))
+
+
 def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: int,
                  owner: str, count_include_pad: bool = False) -> Tensor:
     channels_last = check_data_format(data_format, rank, owner=owner)
@@ -68,9 +73,7 @@ def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: i
         )
     if kind == "max":
         return MaxPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last)
-    if x.dtype.kind != "f":
-        x = Tensor(x.data.astype(get_default_dtype()))
-    return AvgPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last,
+    return AvgPool.apply(_floating(x), ksize=k, strides=s, pads=pads, channels_last=channels_last,
                          count_include_pad=count_include_pad)
 
 
@@ -82,8 +85,8 @@ def _global_pool(op, input, data_format, keepdims, rank: int, owner: str) -> Ten
     if 0 in spatial:
         raise ValueError(f"{owner}: Expected every spatial dimension to be > 0. "
                          f"Received: input.shape={x.shape}")
-    if op is GlobalAvgPool and x.dtype.kind != "f":
-        x = Tensor(x.data.astype(get_default_dtype()))
+    if op is GlobalAvgPool:
+        x = _floating(x)
     return op.apply(x, channels_last=channels_last, keepdims=keepdims)
 
 

@@ -7,62 +7,50 @@ it back into JSON for ``get_config``.
 
 from __future__ import annotations
 
-from dojang.validation import check_float
+from types import ModuleType
+
+from dojang import activations, initializers, regularizers
+from dojang.validation import check_bool, check_float
+
+__all__ = [
+    "check_bool", "check_rate", "resolve_activation", "resolve_initializer",
+    "resolve_regularizer", "serialize_activation", "serialize_initializer",
+    "serialize_regularizer",
+]
 
 
-def resolve_activation(identifier, owner: str):
-    from dojang import activations
-
+def _resolve(family: ModuleType, identifier, owner: str):
+    """``family.get(identifier)``, with its ValueError/TypeError message prefixed by ``owner``."""
     try:
-        return activations.get(identifier)
+        return family.get(identifier)
     except (ValueError, TypeError) as e:
         raise type(e)(f"{owner}: {e}") from None
 
 
-def serialize_activation(fn):
-    from dojang import activations
+def resolve_activation(identifier, owner: str):
+    return _resolve(activations, identifier, owner)
 
+
+def serialize_activation(fn):
     return activations.serialize(fn)
 
 
 def resolve_initializer(identifier, owner: str):
-    from dojang import initializers
-
-    try:
-        return initializers.get(identifier)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{owner}: {e}") from None
+    return _resolve(initializers, identifier, owner)
 
 
 def serialize_initializer(init):
-    from dojang import initializers
-
     return initializers.serialize(init)
 
 
 def resolve_regularizer(identifier, owner: str):
-    from dojang import regularizers
-
-    if identifier is None:
-        return None
-    try:
-        return regularizers.get(identifier)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{owner}: {e}") from None
+    return None if identifier is None else _resolve(regularizers, identifier, owner)
 
 
 def serialize_regularizer(reg):
-    from dojang import regularizers
-
     return None if reg is None else regularizers.serialize(reg)
 
 
 def check_rate(rate, owner: str) -> float:
     """A dropout rate in [0, 1)."""
     return check_float(rate, "rate", owner, low=0.0, high=1.0, high_open=True)
-
-
-def check_bool(value, name: str, owner: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: Expected {name} to be a bool. Received: {name}={value!r}")
-    return value

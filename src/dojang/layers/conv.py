@@ -48,7 +48,38 @@ def padding_config(padding):
     return padding if isinstance(padding, str) else [list(p) for p in padding]
 
 
-class BaseConv(Layer):
+class SlidingWindow:
+    """Geometry of a window sliding over the spatial axes, shared by convolution and pooling.
+
+    The layer sets ``rank``, ``strides``, ``padding`` and ``_channels_last`` and defines
+    ``_window`` (kernel size) and ``_dilation``; shapes may hold None (unknown sizes).
+    Per spatial dim ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
+    """
+
+    def _spatial(self, shape):
+        return tuple(shape[1:-1] if self._channels_last else shape[2:])
+
+    def _pads(self, spatial):
+        known = tuple(1 if s is None else s for s in spatial)
+        return resolve_padding(self.padding, known, self._window, self.strides, self._dilation)
+
+    def _out_spatial(self, spatial):
+        pads = self._pads(spatial)
+        return tuple(None if L is None else conv_output_length(L, k, s, *p, d)
+                     for L, k, s, p, d in zip(spatial, self._window, self.strides, pads,
+                                              self._dilation))
+
+    def _layout(self, batch, spatial, channels):
+        return ((batch,) + tuple(spatial) + (channels,) if self._channels_last
+                else (batch, channels) + tuple(spatial))
+
+    def receptive_field_spec(self, input_shape):
+        pads = self._pads(self._spatial(input_shape))
+        return {"kernel": self._window, "stride": self.strides,
+                "pad_before": tuple(p[0] for p in pads), "dilation": self._dilation}
+
+
+class BaseConv(SlidingWindow, Layer):
     """What every convolution layer shares: geometry, activation, bias, data format.
 
     Subclasses set ``rank`` and implement ``_make_kernels(c_in)``, ``_convolve(x)`` and
@@ -77,24 +108,13 @@ class BaseConv(Layer):
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode", owner)
         self.input_spec = InputSpec(ndim=n + 2)
 
-    # geometry ---------------------------------------------------------------
-    def _spatial(self, shape):
-        return tuple(shape[1:-1] if self._channels_last else shape[2:])
+    @property
+    def _window(self) -> tuple[int, ...]:
+        return self.kernel_size
 
-    def _pads(self, spatial):
-        known = tuple(1 if s is None else s for s in spatial)
-        return resolve_padding(self.padding, known, self.kernel_size, self.strides,
-                               self.dilation_rate)
-
-    def _out_spatial(self, spatial):
-        pads = self._pads(spatial)
-        return tuple(None if L is None else conv_output_length(L, k, s, *p, d)
-                     for L, k, s, p, d in zip(spatial, self.kernel_size, self.strides, pads,
-                                              self.dilation_rate))
-
-    def _layout(self, batch, spatial, channels):
-        return ((batch,) + tuple(spatial) + (channels,) if self._channels_last
-                else (batch, channels) + tuple(spatial))
+    @property
+    def _dilation(self) -> tuple[int, ...]:
+        return self.dilation_rate
 
     # protocol -----------------------------------------------------------------
     def build(self, input_shape) -> None:
@@ -120,11 +140,6 @@ class BaseConv(Layer):
         c_in = input_shape[self._channel_axis]
         return conv_macs(self._spatial(output_shape), self.kernel_size, c_in,
                          self._out_channels(c_in), self._groups(c_in))
-
-    def receptive_field_spec(self, input_shape):
-        pads = self._pads(self._spatial(input_shape))
-        return {"kernel": self.kernel_size, "stride": self.strides,
-                "pad_before": tuple(p[0] for p in pads), "dilation": self.dilation_rate}
 
     def _groups(self, c_in) -> int:
         return 1

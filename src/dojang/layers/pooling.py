@@ -11,11 +11,11 @@ from __future__ import annotations
 from dojang import functional as F
 from dojang.layers._args import check_bool
 from dojang.layers.base import InputSpec, Layer
-from dojang.shapes import conv_output_length, resolve_padding
+from dojang.layers.conv import SlidingWindow
 from dojang.validation import check_choice, check_data_format, standardize_tuple
 
 
-class BasePooling(Layer):
+class BasePooling(SlidingWindow, Layer):
     """Max or average pooling over a sliding window (rank and kind set by subclasses).
 
     Args:
@@ -51,13 +51,13 @@ class BasePooling(Layer):
         self._channels_last = check_data_format(self.data_format, self.rank, owner=owner)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
-    def _spatial(self, shape):
-        return tuple(shape[1:-1] if self._channels_last else shape[2:])
+    @property
+    def _window(self) -> tuple[int, ...]:
+        return self.pool_size
 
-    def _pads(self, spatial):
-        known = tuple(1 if s is None else s for s in spatial)
-        return resolve_padding(self.padding, known, self.pool_size, self.strides,
-                               (1,) * self.rank)
+    @property
+    def _dilation(self) -> tuple[int, ...]:
+        return (1,) * self.rank
 
     def call(self, inputs, training: bool = False):
         pool = getattr(F, f"{self.kind}_pool{self.rank}d")
@@ -65,18 +65,9 @@ class BasePooling(Layer):
                     data_format=self.data_format)
 
     def compute_output_shape(self, input_shape):
-        spatial = self._spatial(input_shape)
-        pads = self._pads(spatial)
-        out = tuple(None if L is None else conv_output_length(L, k, s, *p)
-                    for L, k, s, p in zip(spatial, self.pool_size, self.strides, pads))
-        if self._channels_last:
-            return (input_shape[0],) + out + (input_shape[-1],)
-        return (input_shape[0], input_shape[1]) + out
-
-    def receptive_field_spec(self, input_shape):
-        pads = self._pads(self._spatial(input_shape))
-        return {"kernel": self.pool_size, "stride": self.strides,
-                "pad_before": tuple(p[0] for p in pads), "dilation": (1,) * self.rank}
+        channels = input_shape[-1] if self._channels_last else input_shape[1]
+        return self._layout(input_shape[0], self._out_spatial(self._spatial(input_shape)),
+                            channels)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "pool_size": list(self.pool_size),

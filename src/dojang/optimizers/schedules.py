@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from dojang.registry import Registry
+from dojang.registry import Configurable, Registry
 from dojang.validation import check_choice, check_float, check_int
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: ``schedule(step)`` returns the learning rate at optimizer step ``step``."""
 
     def __call__(self, step: int) -> float:
@@ -21,14 +21,6 @@ class LearningRateSchedule:
 
     def get_config(self) -> dict:
         raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict) -> LearningRateSchedule:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 registry = Registry("learning-rate schedule", base=LearningRateSchedule)
