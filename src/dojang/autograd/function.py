@@ -56,23 +56,22 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **hyper) -> Tensor:
         """Run the op on Tensors (or arrays and scalars) and record it for backward."""
-        from dojang.autograd.tensor import Tensor  # the two modules define one another
-
+        tensor = _TENSOR[0] if _TENSOR else _tensor_class()
         fn = cls(**hyper)
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
-        out = fn.forward(*arrays)
+        out = fn.forward(*[t.data if isinstance(t, tensor) else t for t in inputs])
         if is_grad_enabled():
-            needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-            if any(needs):
-                fn.inputs = tuple(t if isinstance(t, Tensor) else None for t in inputs)
+            needs = tuple([isinstance(t, tensor) and t.requires_grad for t in inputs])
+            if True in needs:
+                fn.inputs = tuple([t if isinstance(t, tensor) else None for t in inputs])
                 fn.needs_input_grad = needs
-                fn.generation = 1 + max(
-                    (t.creator.generation for t in inputs
-                     if isinstance(t, Tensor) and t.creator is not None),
-                    default=0,
-                )
-                return Tensor._from_op(out, fn)
-        return Tensor._from_op(out, None)
+                generation = 0
+                for t in fn.inputs:
+                    creator = None if t is None else t.creator
+                    if creator is not None and creator.generation > generation:
+                        generation = creator.generation
+                fn.generation = generation + 1
+                return tensor._from_op(out, fn)
+        return tensor._from_op(out, None)
 
     def release(self) -> None:
         """Drop the inputs and every saved array once backward has used them."""
@@ -83,6 +82,16 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backward>"
+
+
+_TENSOR: list = []  # the Tensor class, bound on first use (the two modules import each other)
+
+
+def _tensor_class() -> type:
+    from dojang.autograd.tensor import Tensor
+
+    _TENSOR.append(Tensor)
+    return Tensor
 
 
 def sum_to_shape(grad, shape: tuple[int, ...]):
@@ -146,7 +155,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
         for t, need, g in zip(inputs, needs, grads):
             if not need or g is None:
                 continue
-            _check_grad(fn, g, t)
+            if g.shape != t.data.shape:
+                _check_grad(fn, g, t)
             creator = t.creator
             if creator is None:
                 _accumulate_leaf(t, g)

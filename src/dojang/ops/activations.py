@@ -125,7 +125,11 @@ class Tanh(Function):
         return self.y
 
     def backward(self, gy):
-        return gy * (1 - self.y * self.y)
+        xp = get_array_module(gy)
+        g = xp.asarray(self.y * self.y)  # 1 - y**2 in one new array (0-d too), scaled in place
+        xp.subtract(1, g, out=g)
+        g *= gy
+        return g
 
 
 class GELU(Function):
