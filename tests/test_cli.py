@@ -43,7 +43,9 @@ def train_args(limit: int) -> list[str]:
 TRAIN = train_args(240)  # validation: 48 images of the learnable 240
 EARLY_STOPPED = train_args(300)  # validation: the 60 images with random labels
 LAUNCH = (
-    "import json, os, runpy\n"
+    "import json, os, runpy, signal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even when\n"
+    "# the tests run in a background job, which starts with SIGINT ignored\n"
     "from dojang.datasets import fashion_mnist\n"
     "from dojang.datasets._sources import RemoteFile\n"
     "files = json.loads(os.environ['DOJANG_TEST_FILES'])\n"

@@ -124,7 +124,10 @@ class StopOnInterrupt(Callback):
 
     def on_train_begin(self, logs=None):
         self.interrupted = False
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        # A process started with SIGINT ignored (nohup, a background job) keeps ignoring it.
+        self._old = signal.getsignal(signal.SIGINT)
+        if self._old is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame):
         self.interrupted = True
