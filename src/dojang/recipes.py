@@ -197,8 +197,7 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, steps_per_epoch: 
     if recipe.schedule == "onecycle":
         lr = optimizers.schedules.OneCycle(max_learning_rate=recipe.lr,
                                            total_steps=max(recipe.epochs * steps_per_epoch, 2))
-    opt = optimizers.get(recipe.optimizer)
-    opt = type(opt)(learning_rate=lr)
+    opt = optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": lr}})
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 

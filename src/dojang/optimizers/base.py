@@ -19,6 +19,7 @@ import numpy as np
 from dojang.autograd import Tensor
 from dojang.backend import get_array_module, to_numpy
 from dojang.optimizers import schedules
+from dojang.registry import Configurable
 from dojang.validation import check_float
 
 
@@ -26,7 +27,7 @@ def _optional_positive(value, name: str, owner: str) -> float | None:
     return None if value is None else check_float(value, name, owner, low=0.0, low_open=True)
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class of the optimizers.
 
     Args:
@@ -241,10 +242,6 @@ class Optimizer:
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
-
-    @classmethod
-    def from_config(cls, config: dict) -> Optimizer:
-        return cls(**config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.get_config()['learning_rate']!r})"
