@@ -35,7 +35,7 @@ def _torch_conv_relu(x, w, b):
 
 @pytest.mark.parametrize("cin", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_fused_conv_relu_matches_torch(cin, dtype, split):
+def test_fused_conv_relu_matches_torch(cin, dtype, split, kernels):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 6, 7, cin))
     w = rng.standard_normal((3, 3, cin, 4))
@@ -45,7 +45,7 @@ def test_fused_conv_relu_matches_torch(cin, dtype, split):
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
-def test_fused_conv_relu_equals_conv_then_relu(data_format, split):
+def test_fused_conv_relu_equals_conv_then_relu(data_format, split, kernels):
     rng = np.random.default_rng(1)
     shape = (3, 5, 6, 2) if data_format == "NHWC" else (3, 2, 5, 6)
     x0, w0 = rng.standard_normal(shape), rng.standard_normal((3, 3, 2, 4))
@@ -64,7 +64,7 @@ def test_fused_conv_relu_equals_conv_then_relu(data_format, split):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
-def test_fused_conv_relu_gradcheck():
+def test_fused_conv_relu_gradcheck(kernels):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 5, 1))
     w = rng.standard_normal((3, 3, 1, 3))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import dojang as dj
 from dojang import functional as djf
+from dojang.kernels import jit
 from dojang.kernels import pool as kpool
 from tests import ref_pool
 from tests.helpers import assert_close, gradcheck, torch_oracle
@@ -106,7 +107,7 @@ def _layout(x, channels_last):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_incl"])
 @pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_window_pool_matches_torch(case, kind, dtype, channels_last):
+def test_window_pool_matches_torch(case, kind, dtype, channels_last, kernels):
     n, spatial, k, s, pads = _resolve(case)
     rank = len(spatial)
     base, incl = kind[:3], kind == "avg_incl"
@@ -133,7 +134,7 @@ TIE_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case", TIE_CASES, ids=_ids)
-def test_max_pool_ties_follow_torch_first_max(case, dtype):
+def test_max_pool_ties_follow_torch_first_max(case, dtype, kernels):
     n, spatial, k, s, pads = _resolve(case)
     x = np.random.default_rng(1).integers(0, 3, (n, *spatial, 2)).astype(dtype)
     fn = WINDOW["max", len(spatial)]
@@ -158,7 +159,7 @@ GRAD_CASES = [
 
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_incl"])
 @pytest.mark.parametrize("case", GRAD_CASES, ids=_ids)
-def test_window_pool_gradcheck(case, kind):
+def test_window_pool_gradcheck(case, kind, kernels):
     n, spatial, *_ = case
     size = n * math.prod(spatial) * 2
     # a permutation keeps every value distinct (no max ties) with gaps far above eps
@@ -209,6 +210,7 @@ def test_fast_path_equals_general_path(shape, k, ties):
                                rtol=1e-13)
 
 
+@dj.config.jit(False)
 def test_fast_path_is_taken_when_windows_tile(monkeypatch):
     def fail(*args):
         raise AssertionError("general path used")
@@ -293,7 +295,7 @@ def test_inputs_lists_ints_and_no_grad():
         assert not djf.avg_pool2d(t, 2).requires_grad
 
 
-def test_nan_propagates_without_gradient():
+def test_nan_propagates_without_gradient(kernels):
     x = np.arange(16.0).reshape(1, 4, 4, 1)
     x[0, 0, 1, 0] = np.nan
     for s in (2, 1):  # fast path and general path
@@ -376,6 +378,7 @@ def test_errors_come_before_array_work(monkeypatch):
         raise AssertionError("array work started")
 
     monkeypatch.setattr(kpool, "max_pool", fail)
+    monkeypatch.setattr(jit, "max_pool2d", fail)
     with pytest.raises(ValueError, match="ksize"):
         djf.max_pool2d(X4, (2, 2, 2))
     with pytest.raises(AssertionError, match="array work"):

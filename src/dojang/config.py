@@ -1,8 +1,9 @@
 """Global knobs of dojang, each a context variable with a context manager.
 
-Only three things are global: whether autograd records operations, the default
-floating dtype for new tensors, and the memory budget of the convolution's
-im2col buffer. Everything else is passed explicitly.
+Only four things are global: whether autograd records operations, the default
+floating dtype for new tensors, the memory budget of the convolution's im2col
+buffer, and whether the compiled kernels (``dojang.kernels.jit``) may be used.
+Everything else is passed explicitly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ _default_dtype: ContextVar[np.dtype] = ContextVar(
     "dojang_default_dtype", default=np.dtype(np.float32)
 )
 _im2col_budget: ContextVar[int] = ContextVar("dojang_im2col_budget", default=256 * 2**20)
+
+_jit: ContextVar[bool | None] = ContextVar("dojang_jit", default=None)
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -101,3 +104,20 @@ def im2col_budget(nbytes: int) -> contextlib.AbstractContextManager[None]:
 def set_im2col_budget(nbytes: int) -> None:
     """Set the largest im2col buffer, in bytes, for the rest of this context."""
     _im2col_budget.set(_check_budget(nbytes))
+
+
+def get_jit() -> bool | None:
+    """Whether the compiled kernels may be used here: True/False inside ``jit(flag)``,
+    None outside (then ``DOJANG_JIT`` decides; see ``dojang.kernels.jit``)."""
+    return _jit.get()
+
+
+def jit(enabled: bool) -> contextlib.AbstractContextManager[None]:
+    """Use (``True``) or bypass (``False``) the compiled kernels inside a ``with`` block.
+
+    Bypassing them runs the NumPy kernels, the reference the compiled ones are tested
+    against. ``True`` has no effect when numba is not installed.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"Expected enabled to be a bool. Received: enabled={enabled!r}")
+    return _set(_jit, enabled)

@@ -12,6 +12,7 @@ from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
 from dojang.kernels import conv as K
+from dojang.kernels import jit
 from dojang.kernels.threads import split_batch
 from dojang.ops.shape import Pad
 
@@ -38,7 +39,11 @@ def _bias_grad(gy):
 
 
 def _bias_relu_inplace(y, b, relu: bool) -> None:
-    """``y = y + b`` then, if ``relu``, ``max(y, 0)``, in place, the batch split over threads."""
+    """``y = y + b`` then, if ``relu``, ``max(y, 0)``, in place, the batch split over threads
+    (one compiled pass when ``kernels.jit`` is on)."""
+    if jit.usable(y):
+        jit.bias_relu_(y, b, relu)
+        return
     xp = get_array_module(y)
 
     def part(s):
@@ -96,17 +101,20 @@ class Conv(Function):
     def backward(self, gy):
         needs = self.needs_input_grad
         gy = _to_last(gy, self.channels_last)
-        gy = _contiguous(_relu_grad(gy, self.y) if self.relu else gy)
-        args = (self.strides, self.dilations, self.groups, self.pads)
         gx = gw = gb = None
+        if self.relu and jit.usable(gy, self.y):  # mask and bias gradient in one pass
+            gy, gb = jit.relu_grad_bias(gy, self.y)
+        else:
+            gy = _contiguous(_relu_grad(gy, self.y) if self.relu else gy)
+        args = (self.strides, self.dilations, self.groups, self.pads)
         if needs[0]:
             gx = K.conv_backward_input(gy, self.w, self.x.shape, *args)
             gx = _to_first(gx, self.channels_last)
         if needs[1]:
             gw = K.conv_backward_filter(self.x, gy, self.w.shape, *args, cols=self.cols)
-        if self.has_bias and needs[2]:
+        if self.has_bias and needs[2] and gb is None:
             gb = _bias_grad(gy)
-        return (gx, gw, gb) if self.has_bias else (gx, gw)
+        return (gx, gw, gb if needs[-1] else None) if self.has_bias else (gx, gw)
 
 
 class ConvTranspose(Function):

@@ -9,9 +9,12 @@ Hyper-parameters arrive already checked and resolved (``pads`` is one
 
 from __future__ import annotations
 
+import math
+
 from dojang.autograd import Function
 from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
+from dojang.kernels import jit
 from dojang.kernels import pool as kpool
 
 __all__ = ["AvgPool", "GlobalAvgPool", "GlobalMaxPool", "MaxPool"]
@@ -36,12 +39,32 @@ class _Pool(Function):
 class MaxPool(_Pool):
     """Max pooling; the gradient of each window goes to its first maximum (row-major).
 
-    When the windows tile the input and a gradient may be wanted, forward records where
-    each maximum is (``kpool.max_pool_tiled``), so backward routes ``gy`` without ``x``.
+    1-d and 2-d pooling of NumPy floats runs the compiled kernel when it is on
+    (``kernels.jit``): forward records each window's pick, backward scatters ``gy`` to it.
+    Otherwise, when the windows tile the input and a gradient may be wanted, forward
+    records where each maximum is (``kpool.max_pool_tiled``), so backward routes ``gy``
+    without ``x``.
     """
+
+    def _as_2d(self, shape):
+        """(x shape, ksize, strides, pads) seen as 2-d pooling (1-d gets a height of 1)."""
+        if len(self.ksize) == 2:
+            return shape, self.ksize, self.strides, self.pads
+        return ((shape[0], 1) + tuple(shape[1:]), (1,) + self.ksize, (1,) + self.strides,
+                ((0, 0),) + self.pads)
 
     def forward(self, x):
         x = _to_last(x, self.channels_last)
+        self.pick = None
+        if len(self.ksize) <= 2 and jit.usable(x) and math.prod(self.ksize) < 2**15:
+            shape, k, s, p = self._as_2d(x.shape)
+            out = kpool.pool_output_shape(shape[1:-1], k, s, p)
+            y, pick = jit.max_pool2d(x.reshape(shape), k, s, p, out)
+            self.x_shape = x.shape
+            if is_grad_enabled():
+                self.pick = pick
+            return _from_last(y.reshape((x.shape[0],) + out[2 - len(self.ksize):]
+                                        + (x.shape[-1],)), self.channels_last)
         picks = [] if is_grad_enabled() else None
         self.y = kpool.max_pool(x, self.ksize, self.strides, self.pads, picks=picks)
         self.picks = picks or None
@@ -52,6 +75,11 @@ class MaxPool(_Pool):
 
     def backward(self, gy):
         gy = _to_last(gy, self.channels_last)
+        if self.pick is not None:
+            shape, k, s, p = self._as_2d(self.x_shape)
+            gy = gy.reshape((shape[0],) + self.pick.shape[1:])
+            gx = jit.max_pool2d_backward(gy, self.pick, shape, k, s, p)
+            return _from_last(gx.reshape(self.x_shape), self.channels_last)
         if self.picks is not None:
             gx = kpool.max_pool_tiled_backward(gy, self.y, self.picks, self.x_shape, self.ksize)
         else:

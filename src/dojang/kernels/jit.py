@@ -1,0 +1,292 @@
+"""Compiled loops (numba) for the few kernels NumPy cannot do in one pass over memory.
+
+Optional: numba is the ``fast`` extra, not a dependency. When it imports (and
+``DOJANG_JIT`` is not ``0``) the ops call these kernels for NumPy float32/float64 arrays;
+otherwise, and for CuPy arrays, the NumPy kernels run. The NumPy kernels stay the
+reference: every kernel here is tested against them (``tests/test_jit.py``), and
+``dojang.config.jit(False)`` turns this module off inside a ``with`` block.
+
+What is here, and why NumPy alone is slow at it (layout channels-last, as everywhere
+in ``dojang.kernels``):
+
+- max pooling forward with the argmax of each window, and its backward. NumPy needs one
+  pass over the input per window offset plus the comparisons; here each input element
+  is read once and the window's pick (its tap index, row-major, first maximum) is
+  stored in an int16 array the size of the output.
+- the fused bias + ReLU after a convolution's GEMM, and its backward, which masks
+  ``gy`` with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
+- batch normalisation's statistics and normalise-scale-shift (training and inference)
+  and its backward, each in two passes over the data with the optional ReLU fused in.
+
+Every kernel splits the batch over numba's threads (``prange``) and each thread writes
+its own samples only, so results do not depend on the thread count. Reductions over the
+batch (bias gradient, batch-norm sums) are made per sample first and then added in
+sample order, so they do not depend on it either. Kernels are compiled on first use and
+cached on disk (``cache=True``); numba's own semantics are IEEE (no fastmath), so NaN
+and infinity behave as in NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from dojang.config import get_jit
+
+_numba = None  # the module, once imported; False when it is missing
+
+
+def _load():
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+        except ImportError:  # the optional extra is not installed
+            numba = False
+        if numba and "NUMBA_THREADING_LAYER" not in os.environ:
+            # numba's default picks OpenMP, whose threads spin after each kernel and
+            # take the cores from OpenBLAS's next GEMM (measured 10-20% slower per step
+            # on the seed CNN with 2 cores); the workqueue pool sleeps instead.
+            numba.config.THREADING_LAYER = "workqueue"
+        _numba = numba
+    return _numba
+
+
+def available() -> bool:
+    """True when numba imports (the compiled kernels can be used)."""
+    return bool(_load())
+
+
+def enabled() -> bool:
+    """True when the ops should use the compiled kernels here.
+
+    ``dojang.config.jit(flag)`` decides inside a ``with`` block; otherwise the
+    environment variable ``DOJANG_JIT`` (``0`` turns them off), else whether numba imports.
+    """
+    flag = get_jit()
+    if flag is None:
+        flag = os.environ.get("DOJANG_JIT", "1") != "0"
+    return flag and available()
+
+
+def usable(*arrays) -> bool:
+    """True when the compiled kernels are on and take these arrays (NumPy, float32/64)."""
+    return enabled() and all(
+        isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
+
+
+class _Lazy:
+    """A Python function compiled by ``numba.njit`` on its first call."""
+
+    def __init__(self, fn, parallel: bool):
+        self.fn, self.parallel, self.compiled = fn, parallel, None
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            self.compiled = _load().njit(self.fn, parallel=self.parallel, cache=True,
+                                         nogil=True)
+        return self.compiled(*args)
+
+
+def kernel(parallel: bool = True):
+    """Decorator: compile with numba on first call (``prange`` splits over threads)."""
+    return lambda fn: _Lazy(fn, parallel)
+
+
+try:  # ``prange`` is ``range`` for the interpreter; numba rewrites it when compiling
+    from numba import prange
+except ImportError:  # pragma: no cover - numba missing: these kernels are never called
+    prange = range
+
+
+# ---------------------------------------------------------------------------- max pooling
+# ``pick`` holds each window's tap (row-major index in the window) of its FIRST maximum,
+# or -1 for a window whose maximum is NaN (NaN propagates, as ``np.maximum``): such a
+# window passes no gradient, as in the NumPy kernel. Inner loops run over the
+# contiguous channels with selects instead of branches, so LLVM vectorises them.
+
+@kernel()
+def _max_pool2d(x, y, pick, kh, kw, sh, sw, ph, pw):
+    """Two passes per window, one store stream each (LLVM vectorises those): the
+    maximum, then the first tap equal to it (none for NaN, which equals nothing)."""
+    n_, h_, w_, c_ = x.shape
+    oh_, ow_ = y.shape[1], y.shape[2]
+    for n in prange(n_):
+        for i in range(oh_):
+            for j in range(ow_):
+                out, pk = y[n, i, j], pick[n, i, j]
+                out[:] = -np.inf
+                pk[:] = -1
+                for a in range(kh):
+                    h = i * sh - ph + a
+                    if 0 <= h < h_:
+                        for b in range(kw):
+                            w = j * sw - pw + b
+                            if 0 <= w < w_:
+                                src = x[n, h, w]
+                                for c in range(c_):
+                                    v, best = src[c], out[c]
+                                    out[c] = v if v > best or v != v else best
+                for a in range(kh):
+                    h = i * sh - ph + a
+                    if 0 <= h < h_:
+                        for b in range(kw):
+                            w = j * sw - pw + b
+                            if 0 <= w < w_:
+                                src, tap = x[n, h, w], a * kw + b
+                                for c in range(c_):
+                                    pk[c] = tap if pk[c] < 0 and src[c] == out[c] else pk[c]
+
+
+@kernel()
+def _max_pool2d_backward(gy, pick, gx, kh, kw, sh, sw, ph, pw):
+    n_, h_, w_, c_ = gx.shape
+    oh_, ow_ = gy.shape[1], gy.shape[2]
+    for n in prange(n_):
+        gx[n] = 0
+        for i in range(oh_):
+            for j in range(ow_):
+                g, pk = gy[n, i, j], pick[n, i, j]
+                for a in range(kh):
+                    h = i * sh - ph + a
+                    if h < 0 or h >= h_:
+                        continue
+                    for b in range(kw):
+                        w = j * sw - pw + b
+                        if w < 0 or w >= w_:
+                            continue
+                        dst, tap = gx[n, h, w], a * kw + b
+                        for c in range(c_):
+                            dst[c] += g[c] if pk[c] == tap else 0
+
+
+@kernel()
+def _max_pool2x2(x, y, pick):
+    """2x2 windows, stride 2, no padding (the common case) unrolled."""
+    n_, c_ = x.shape[0], x.shape[3]
+    oh_, ow_ = y.shape[1], y.shape[2]
+    for n in prange(n_):
+        for i in range(oh_):
+            for j in range(ow_):
+                r0, r1 = x[n, 2 * i, 2 * j], x[n, 2 * i, 2 * j + 1]
+                r2, r3 = x[n, 2 * i + 1, 2 * j], x[n, 2 * i + 1, 2 * j + 1]
+                out, pk = y[n, i, j], pick[n, i, j]
+                for c in range(c_):
+                    v0, v1, v2, v3 = r0[c], r1[c], r2[c], r3[c]
+                    best, t = v0, 0
+                    if v1 > best:
+                        best, t = v1, 1
+                    if v2 > best:
+                        best, t = v2, 2
+                    if v3 > best:
+                        best, t = v3, 3
+                    nan = (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
+                    out[c] = np.nan if nan else best
+                    pk[c] = -1 if nan else t
+
+
+@kernel()
+def _max_pool2x2_backward(gy, pick, gx):
+    """Each input of a 2x2 tile is written once (no zero fill), one tap per loop; an odd
+    last row or column, seen by no window, gets 0."""
+    n_, h_, w_, c_ = gx.shape
+    oh_, ow_ = gy.shape[1], gy.shape[2]
+    for n in prange(n_):
+        for i in range(oh_):
+            for a in range(2):
+                for j in range(ow_):
+                    g, pk = gy[n, i, j], pick[n, i, j]
+                    for b in range(2):
+                        dst, tap = gx[n, 2 * i + a, 2 * j + b], 2 * a + b
+                        for c in range(c_):
+                            dst[c] = g[c] if pk[c] == tap else 0
+        if h_ > 2 * oh_:
+            gx[n, 2 * oh_:] = 0
+        if w_ > 2 * ow_:
+            gx[n, :, 2 * ow_:] = 0
+
+
+def _is_2x2(ksize, strides, pads) -> bool:
+    return tuple(ksize) == (2, 2) and tuple(strides) == (2, 2) and all(
+        p == (0, 0) for p in pads)
+
+
+def max_pool2d(x, ksize, strides, pads, out):
+    """Max pooling of ``x`` (N, H, W, C) into ``(y, pick)``; ``out`` = (OH, OW)."""
+    x = np.ascontiguousarray(x)
+    y = np.empty((x.shape[0], *out, x.shape[-1]), dtype=x.dtype)
+    pick = np.empty(y.shape, dtype=np.int16)
+    if _is_2x2(ksize, strides, pads):
+        _max_pool2x2(x, y, pick)
+    else:
+        _max_pool2d(x, y, pick, ksize[0], ksize[1], strides[0], strides[1], pads[0][0],
+                    pads[1][0])
+    return y, pick
+
+
+def max_pool2d_backward(gy, pick, x_shape, ksize, strides, pads):
+    """Gradient of ``max_pool2d`` w.r.t. its input (shape ``x_shape``)."""
+    gy = np.ascontiguousarray(gy)
+    gx = np.empty(x_shape, dtype=gy.dtype)
+    if _is_2x2(ksize, strides, pads):
+        _max_pool2x2_backward(gy, pick, gx)
+    else:
+        _max_pool2d_backward(gy, pick, gx, ksize[0], ksize[1], strides[0], strides[1],
+                             pads[0][0], pads[1][0])
+    return gx
+
+
+# ------------------------------------------------------------ bias + ReLU after a conv GEMM
+@kernel()
+def _bias_relu(y, b, relu):
+    """``y`` (N, P, C) in place: ``y + b`` then, if ``relu``, ``max(y, 0)`` (NaN stays)."""
+    for n in prange(y.shape[0]):
+        for p in range(y.shape[1]):
+            row = y[n, p]
+            for c in range(y.shape[2]):
+                v = row[c] + b[c]
+                row[c] = 0 if relu and v < 0 else v
+
+
+@kernel()
+def _relu_grad_sums(gy, y, g, sums):
+    """``g = gy * (y > 0)`` and ``sums[n] = sum over p of g[n, p]`` (per sample).
+
+    Two loops per pixel, one store stream each: with the mask and the sum in one loop
+    LLVM cannot rule out that they alias and does not vectorise (measured 8x slower).
+    """
+    for n in prange(gy.shape[0]):
+        acc = sums[n]
+        acc[:] = 0
+        for p in range(gy.shape[1]):
+            src, ref, dst = gy[n, p], y[n, p], g[n, p]
+            for c in range(gy.shape[2]):
+                dst[c] = src[c] if ref[c] > 0 else 0
+            for c in range(gy.shape[2]):
+                acc[c] += dst[c]
+
+
+def _samples(a):
+    """A contiguous (N, P, C) view of a channels-last array (a copy if it is strided)."""
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], -1, a.shape[-1])
+
+
+def bias_relu_(y, b, relu: bool) -> None:
+    """In place on a contiguous channels-last ``y``: add ``b`` (C,) (None: no bias), ReLU."""
+    b = np.zeros(y.shape[-1], y.dtype) if b is None else b.astype(y.dtype, copy=False)
+    _bias_relu(y.reshape(y.shape[0], -1, y.shape[-1]), b, relu)
+
+
+def relu_grad_bias(gy, y):
+    """``(gy * (y > 0), its sum over every axis but the last)`` for channels-last arrays.
+
+    The per-sample sums are added in sample order, so the result does not depend on
+    how the batch was split over threads.
+    """
+    g = np.empty(y.shape, dtype=gy.dtype)
+    sums = np.empty((y.shape[0], y.shape[-1]), dtype=gy.dtype)
+    _relu_grad_sums(_samples(gy), _samples(y), g.reshape(y.shape[0], -1, y.shape[-1]), sums)
+    return g, np.add.reduce(sums, axis=0)

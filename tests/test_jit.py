@@ -1,0 +1,175 @@
+"""The compiled kernels (``dojang.kernels.jit``) against the NumPy kernels they replace.
+
+The NumPy kernels are the reference (themselves checked against PyTorch and loop
+references elsewhere); here every compiled kernel must give the same values, the same
+first-maximum picks and NaN handling, and results that do not depend on numba's thread
+count. The op-level oracle tests run on both paths through the ``kernels`` fixture.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dojang as dj
+from dojang import functional as fn
+from dojang.kernels import jit
+from dojang.kernels import pool as kpool
+
+numba = pytest.importorskip("numba", reason="numba is not installed (the `fast` extra)")
+
+
+def _pool_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 7))
+    return (n, h, w, c), (kh, kw), (sh, sw), ((ph, ph), (pw, pw))
+
+
+@st.composite
+def pool_cases(draw):
+    return _pool_case(draw)
+
+
+def _data(shape, rng, ties):
+    if ties:  # few distinct values: many windows have tied maxima
+        return rng.integers(0, 3, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=pool_cases(), ties=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_pool_equals_numpy_kernel(case, ties, seed):
+    shape, k, s, p = case
+    rng = np.random.default_rng(seed)
+    x = _data(shape, rng, ties)
+    out = kpool.pool_output_shape(shape[1:3], k, s, p)
+    y, pick = jit.max_pool2d(x, k, s, p, out)
+    y_ref = kpool.max_pool(x, k, s, p)
+    np.testing.assert_array_equal(y, y_ref)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = jit.max_pool2d_backward(gy, pick, x.shape, k, s, p)
+    gx_ref = kpool.max_pool_backward(x, y_ref, gy, k, s, p)
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k,s,p", [((2, 2), (2, 2), ((0, 0), (0, 0))),
+                                   ((3, 3), (2, 2), ((1, 1), (1, 1)))], ids=["2x2", "3x3"])
+def test_max_pool_nan_and_infinity_as_numpy(k, s, p):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 7, 7, 3))
+    x[0, 0, 1, 0] = np.nan  # a NaN after a finite first tap
+    x[0, 4, 4, 1] = np.nan
+    x[1, 2:5, 2:5, 2] = -np.inf  # windows of -inf only: gradient to the first tap
+    x[1, 0, 0, 0] = np.inf
+    out = kpool.pool_output_shape(x.shape[1:3], k, s, p)
+    y, pick = jit.max_pool2d(x, k, s, p, out)
+    y_ref = kpool.max_pool(x, k, s, p)
+    np.testing.assert_array_equal(y, y_ref)  # NaN in the same places
+    gy = rng.standard_normal(y.shape)
+    gx = jit.max_pool2d_backward(gy, pick, x.shape, k, s, p)
+    # overlapping windows may add into one input in another order
+    np.testing.assert_allclose(gx, kpool.max_pool_backward(x, y_ref, gy, k, s, p), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 7, 5), (2, 8, 8, 1)])
+def test_max_pool_2x2_odd_edges_get_no_gradient(shape):
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    k = s = (2, 2)
+    p = ((0, 0), (0, 0))
+    y, pick = jit.max_pool2d(x, k, s, p, (shape[1] // 2, shape[2] // 2))
+    gx = jit.max_pool2d_backward(np.ones_like(y), pick, x.shape, k, s, p)
+    np.testing.assert_array_equal(gx, kpool.max_pool_backward(x, y, np.ones_like(y), k, s, p))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [True, False])
+def test_bias_relu_equals_numpy(dtype, relu):
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((4, 5, 6, 7)).astype(dtype)
+    y[0, 0, 0, :2] = np.nan
+    b = rng.standard_normal(7).astype(dtype)
+    ref = y + b
+    if relu:
+        ref = np.maximum(ref, 0)
+    jit.bias_relu_(y, b, relu)
+    np.testing.assert_array_equal(y, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_grad_bias_equals_numpy(dtype):
+    rng = np.random.default_rng(4)
+    y = np.maximum(rng.standard_normal((6, 5, 4, 8)), 0).astype(dtype)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    g, gb = jit.relu_grad_bias(gy, y)
+    ref = gy * (y > 0)
+    np.testing.assert_array_equal(g, ref)
+    np.testing.assert_allclose(gb, ref.sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    # a strided (channels-first, moved) gradient is read correctly
+    g2, gb2 = jit.relu_grad_bias(np.moveaxis(np.ascontiguousarray(np.moveaxis(gy, -1, 1)),
+                                             1, -1), y)
+    np.testing.assert_array_equal(g2, g)
+    np.testing.assert_array_equal(gb2, gb)
+
+
+def _seed_step(seed=0):
+    """A few training steps of conv+relu -> max-pool -> dense; the final weights."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((16, 12, 12, 2), dtype=np.float32)
+    labels = rng.integers(0, 3, 16)
+    w1 = dj.Tensor(rng.standard_normal((3, 3, 2, 8), dtype=np.float32) * 0.3,
+                   requires_grad=True)
+    b1 = dj.Tensor(np.zeros(8, np.float32), requires_grad=True)
+    w2 = dj.Tensor(rng.standard_normal((288, 3), dtype=np.float32) * 0.1, requires_grad=True)
+    opt = dj.optimizers.Adam()
+    for _ in range(3):
+        w1.grad = b1.grad = w2.grad = None
+        h = fn.max_pool2d(fn.conv2d(x, w1, padding="SAME", bias=b1, activation="relu"), 2)
+        logits = dj.ops.linear(h.reshape(16, -1), w2)
+        fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
+        opt.apply([w1, b1, w2])
+    return [p.numpy().copy() for p in (w1, b1, w2)]
+
+
+def test_results_do_not_depend_on_thread_count():
+    before = numba.get_num_threads()
+    try:
+        runs = []
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            runs.append(_seed_step())
+    finally:
+        numba.set_num_threads(before)
+    for u, v in zip(runs[0], runs[-1], strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_training_steps_agree_with_the_numpy_kernels():
+    with dj.config.jit(True):
+        fast = _seed_step()
+    with dj.config.jit(False):
+        ref = _seed_step()
+    for u, v in zip(fast, ref, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+
+
+def test_switches():
+    assert jit.available()
+    with dj.config.jit(False):
+        assert not jit.enabled() and not jit.usable(np.zeros(2, np.float32))
+        with dj.config.jit(True):
+            assert jit.usable(np.zeros(2, np.float32))
+    assert not jit.usable(np.zeros(2, np.int64))  # integers and float16 take NumPy
+    assert not jit.usable(np.zeros(2, np.float16))
+    with pytest.raises(TypeError, match="Expected enabled to be a bool. Received: enabled=1"):
+        dj.config.jit(1)
+    code = "from dojang.kernels import jit; print(jit.enabled())"
+    env = dict(os.environ, DOJANG_JIT="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
