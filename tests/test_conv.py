@@ -93,7 +93,7 @@ SWEEP = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", SWEEP, ids=lambda c: f"{c[10]}-{c[7]}-{c[9]}-g{c[8]}")
-def test_conv_matches_torch(case, dtype):
+def test_conv_matches_torch(case, dtype, kernels):
     n, spatial, c, cout, kernel, strides, dilations, padding, groups, mode, fmt, bias = case
     r = len(spatial)
     last = fmt.endswith("C")
@@ -119,7 +119,7 @@ def test_conv_matches_torch(case, dtype):
     ((5, 6), (2, 3), (2, 1), (1, 2), ((1, 0), (2, 1)), 2),
     ((4, 3, 4), (2, 2, 3), (1, 2, 1), (1, 1, 1), ((0, 1), (1, 1), (1, 0)), 1),
 ])
-def test_conv_matches_loop_reference(spatial, kernel, strides, dilations, pads, groups):
+def test_conv_matches_loop_reference(spatial, kernel, strides, dilations, pads, groups, kernels):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2,) + spatial + (4,))
     w = rng.standard_normal(kernel + (4 // groups, 6))
@@ -134,7 +134,7 @@ def test_conv_matches_loop_reference(spatial, kernel, strides, dilations, pads, 
     (dict(padding=1, padding_mode="circular", data_format="NCDHW"), (1, 2, 3, 2, 3),
      (2, 1, 2, 2, 2)),
 ])
-def test_conv_gradcheck(kwargs, shape_x, shape_w):
+def test_conv_gradcheck(kwargs, shape_x, shape_w, kernels):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal(shape_x), rng.standard_normal(shape_w)
     b = rng.standard_normal(shape_w[-1])
@@ -189,7 +189,7 @@ def _grads(x, w, b, **kwargs):
     dict(strides=(2, 1), dilations=(1, 2), padding=((1, 2), (0, 3)), groups=2),
     dict(padding="SAME"),
 ])
-def test_chunked_equals_unchunked(budget, kwargs):
+def test_chunked_equals_unchunked(budget, kwargs, kernels):
     rng = np.random.default_rng(4)
     x, w, b = rng.standard_normal((3, 9, 8, 4)), rng.standard_normal((3, 2, 2, 6)), np.ones(6)
     if kwargs.get("groups") is None:

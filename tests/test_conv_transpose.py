@@ -25,7 +25,7 @@ TORCH_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
     ((5, 4, 6), (2, 2, 3), (1, 2, 2), (1, 1, 1), "VALID", 1),
     ((8, 7), (3, 3), (3, 2), (1, 1), "same", 1),
 ])
-def test_adjoint_identity(spatial, kernel, strides, dilations, padding, groups):
+def test_adjoint_identity(spatial, kernel, strides, dilations, padding, groups, kernels):
     """<conv(x), y> == <x, conv_transpose(y)> with the same filters."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2,) + spatial + (3,))
@@ -49,7 +49,7 @@ TORCH_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: f"{c[-1]}-s{c[5]}-d{c[6]}")
-def test_conv_transpose_matches_torch(case, dtype):
+def test_conv_transpose_matches_torch(case, dtype, kernels):
     n, spatial, cin, cout, kernel, strides, dilations, pad, out_pad, fmt = case
     r = len(spatial)
     last = fmt.endswith("C")
@@ -101,7 +101,7 @@ def test_conv_transpose_matches_loop_reference():
     (dict(strides=2, padding=((1, 0), (0, 1)), output_padding=1), (1, 3, 2, 2), (2, 3, 2, 2)),
     (dict(strides=1, dilations=2, padding="SAME", data_format="NCW"), (2, 2, 3), (2, 3, 2)),
 ])
-def test_conv_transpose_gradcheck(kwargs, shape_x, shape_w):
+def test_conv_transpose_gradcheck(kwargs, shape_x, shape_w, kernels):
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal(shape_x), rng.standard_normal(shape_w)
     b = rng.standard_normal(shape_w[-2])

@@ -173,3 +173,30 @@ def test_switches():
     env = dict(os.environ, DOJANG_JIT="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_equals_numpy_on_large_arrays(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((jit.MIN_ELEMENTWISE // 5 + 999, 5)).astype(dtype)
+    x[0, :3] = [np.nan, -np.inf, np.inf]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    t = dj.Tensor(x, requires_grad=True)
+    y = fn.relu(t)
+    np.testing.assert_array_equal(y.numpy(), np.maximum(x, 0))
+    y.backward(dj.Tensor(gy))
+    np.testing.assert_array_equal(t.grad.numpy(), np.where(x > 0, gy, 0))
+    with dj.config.jit(False):
+        t2 = dj.Tensor(x, requires_grad=True)
+        fn.relu(t2).backward(dj.Tensor(gy))
+    np.testing.assert_array_equal(t.grad.numpy(), t2.grad.numpy())
+
+
+def test_batch_norm_large_mean_is_exact_enough():
+    """Two passes with float64 sums: a mean far from zero does not swamp the variance."""
+    rng = np.random.default_rng(7)
+    x = (1000 + rng.standard_normal((64, 8, 8, 4))).astype(np.float32)
+    mean, var = jit.batch_norm_stats(x)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-4)

@@ -102,7 +102,7 @@ LAYOUTS = {
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_matches_torch(layout, training):
+def test_batch_norm_matches_torch(layout, training, kernels):
     shape, axis = LAYOUTS[layout]
     x, gamma, beta = _bn_inputs(shape, axis)
     c = shape[axis]
@@ -124,7 +124,7 @@ def test_batch_norm_matches_torch(layout, training):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_without_gamma_and_beta(training):
+def test_batch_norm_without_gamma_and_beta(training, kernels):
     x, _, _ = _bn_inputs((4, 3, 2), 1)
     rm, rv = np.zeros(3), np.full(3, 2.0)
 
@@ -138,7 +138,7 @@ def test_batch_norm_without_gamma_and_beta(training):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
-def test_batch_norm_updates_running_statistics_like_keras(layout, dtype):
+def test_batch_norm_updates_running_statistics_like_keras(layout, dtype, kernels):
     shape, axis = LAYOUTS[layout]
     x, gamma, beta = (a.astype(dtype) for a in _bn_inputs(shape, axis, seed=1))
     c = shape[axis]
@@ -173,14 +173,14 @@ def test_batch_norm_updates_running_statistics_under_no_grad():
     np.testing.assert_allclose(rv, [1.0, 2.5])
 
 
-def test_batch_norm_training_output_is_normalized():
+def test_batch_norm_training_output_is_normalized(kernels):
     x = np.random.default_rng(2).standard_normal((8, 4, 4, 3)) * 5 + 3
     y = djf.batch_normalization(x, None, None, None, None, training=True, epsilon=0.0).numpy()
     np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-12)
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1, rtol=1e-12)
 
 
-def test_batch_norm_keeps_float32():
+def test_batch_norm_keeps_float32(kernels):
     x = np.ones((2, 3), np.float32)
     for training in (True, False):
         y = djf.batch_normalization(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3),

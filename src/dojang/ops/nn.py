@@ -19,6 +19,7 @@ import numpy as np
 
 from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
+from dojang.kernels import jit
 from dojang.ops.elementwise import _operand
 
 __all__ = ["batch_norm", "dropout"]
@@ -164,6 +165,9 @@ class BatchNormTrain(_BatchNorm):
         self.momentum, self.running = momentum, (running_mean, running_var)
 
     def forward(self, x, gamma, beta):
+        if jit.batch_norm_usable(x, self.axis):
+            return self._forward_jit(x, gamma, beta)
+        self.jit = False
         w = self._matrix(x)
         xp = self.xp
         n = math.prod(self.moved_shape[:-1])
@@ -173,18 +177,46 @@ class BatchNormTrain(_BatchNorm):
         self.inv_std = 1 / xp.sqrt(var + self.epsilon)
         self.scale = self.inv_std if gamma is None else gamma * self.inv_std
         self.xc = xc
+        self._update_running(mean, var)
+        y = xc * self._tile(self.scale)
+        if beta is not None:
+            y += self._tile(beta)
+        return self._unmatrix(y)
+
+    def _update_running(self, mean, var) -> None:
         m = self.momentum
         for running, stat in zip(self.running, (mean, var), strict=True):
             if running is not None:
                 running *= m
                 running += ((1 - m) * stat).astype(running.dtype, copy=False)
         del self.running
-        y = xc * self._tile(self.scale)
-        if beta is not None:
-            y += self._tile(beta)
-        return self._unmatrix(y)
+
+    def _forward_jit(self, x, gamma, beta):
+        """The compiled path (``kernels.jit``): keeps ``x`` and the mean, not ``x - mean``."""
+        self.jit = True
+        mean, var = jit.batch_norm_stats(x)
+        self._update_running(mean, var)
+        self.inv_std = 1 / np.sqrt(var + np.asarray(self.epsilon, var.dtype))
+        self.scale = self.inv_std if gamma is None else gamma * self.inv_std
+        self.x, self.mean = x, mean
+        shift = np.zeros_like(mean) if beta is None else beta
+        return jit.normalize(x, mean, self.scale, shift)
+
+    def _backward_jit(self, gy):
+        x, mean, inv_std, scale = self.x, self.mean, self.inv_std, self.scale
+        n = x.size // x.shape[-1]
+        gy_sum, gy_xc_sum = jit.batch_norm_grad_sums(gy, x, mean)
+        gy_xhat_sum = (gy_xc_sum * inv_std).astype(gy.dtype)
+        gy_sum = gy_sum.astype(gy.dtype)
+        gx = None
+        if self.needs_input_grad[0]:
+            gx = jit.batch_norm_grad(gy, x, mean, scale, scale * inv_std * gy_xhat_sum / -n,
+                                     scale * gy_sum / -n)
+        return (gx, *self._param_grads(gy_sum, gy_xhat_sum))
 
     def backward(self, gy):
+        if self.jit:
+            return self._backward_jit(gy)
         xc, inv_std, scale = self.xc, self.inv_std, self.scale
         n = math.prod(self.moved_shape[:-1])
         gyw = self._matrix(gy)
@@ -216,6 +248,9 @@ class BatchNormInference(_BatchNorm):
         self.inv_std = 1 / xp.sqrt(var + self.epsilon)
         self.scale = self.inv_std if gamma is None else gamma * self.inv_std
         del self.var
+        if jit.batch_norm_usable(x, self.axis):  # one compiled pass
+            shift = xp.zeros_like(self.mean) if beta is None else beta
+            return jit.normalize(x, self.mean, self.scale, shift)
         y = w - self._tile(self.mean)
         y *= self._tile(self.scale)
         if beta is not None:
