@@ -200,3 +200,20 @@ def test_batch_norm_large_mean_is_exact_enough():
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_step_is_bitwise_the_numpy_step(dtype):
+    rng = np.random.default_rng(8)
+    start = rng.standard_normal((300, 70)).astype(dtype)
+    grads = [rng.standard_normal(start.shape).astype(dtype) for _ in range(3)]
+    results = []
+    for flag in (True, False):
+        p = dj.Tensor(start.copy(), requires_grad=True)
+        opt = dj.optimizers.Adam(learning_rate=0.01)
+        with dj.config.jit(flag):
+            for g in grads:
+                p.grad = dj.Tensor(g)
+                opt.apply([p])
+        results.append(p.numpy())
+    np.testing.assert_array_equal(results[0], results[1])

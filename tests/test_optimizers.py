@@ -70,7 +70,7 @@ TORCH_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", range(len(TORCH_CASES)))
-def test_matches_torch(case, dtype):
+def test_matches_torch(case, dtype, kernels):
     make_dj, make_torch = TORCH_CASES[case]
     params, grads = _init(dtype, seed=case)
     ps, ours = _run_dojang(make_dj(), params, grads)
@@ -155,7 +155,7 @@ KERAS_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", range(len(KERAS_CASES)))
-def test_matches_keras_formulas_with_schedule(case, dtype):
+def test_matches_keras_formulas_with_schedule(case, dtype, kernels):
     """Non-tiny epsilons and a decaying learning rate, where torch's formulations differ."""
     kind, cls, hp, extra = KERAS_CASES[case]
     schedule = S.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)

@@ -508,3 +508,32 @@ def relu_grad(gy, y):
     _relu_grad(np.ascontiguousarray(gy).reshape(-1), np.ascontiguousarray(y).reshape(-1),
                gx.reshape(-1))
     return gx
+
+
+# ---------------------------------------------------------------------------- Adam
+@kernel()
+def _adam(p, g, m, v, c1, c2, alpha, eps):
+    """One pass of ``optimizers.Adam.update`` (same operations, same order, p's dtype)."""
+    n = p.shape[0]
+    for k in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
+            gi = g[i]
+            mi = m[i] + (gi - m[i]) * c1
+            vi = v[i] + (gi * gi - v[i]) * c2
+            m[i] = mi
+            v[i] = vi
+            p[i] -= mi / (np.sqrt(vi) + eps) * alpha
+
+
+def adam_usable(param, grad, *slots) -> bool:
+    """True when ``adam_update`` takes these (contiguous NumPy floats of one dtype)."""
+    arrays = (param, grad, *slots)
+    return usable(*arrays) and all(
+        a.flags.c_contiguous and a.dtype == param.dtype for a in arrays)
+
+
+def adam_update(param, grad, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
+    """Adam's moment and parameter update in place, one pass over the arrays."""
+    t = param.dtype.type
+    _adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+          t(one_minus_beta_1), t(one_minus_beta_2), t(alpha), t(epsilon))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from dojang.backend import get_array_module
+from dojang.kernels import jit
 from dojang.optimizers.base import Optimizer
 from dojang.validation import check_float
 
@@ -51,6 +52,11 @@ class Adam(Optimizer):
     def update(self, param, grad, slots, lr, step):
         xp = get_array_module(param)
         m, v = slots["momentum"], slots["velocity"]
+        alpha = lr * math.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
+        if not self.amsgrad and jit.adam_usable(param, grad, m, v):  # one compiled pass
+            jit.adam_update(param, grad, m, v, 1.0 - self.beta_1, 1.0 - self.beta_2, alpha,
+                            self.epsilon)
+            return
         tmp = self._buffer(param)
         xp.subtract(grad, m, out=tmp)
         tmp *= 1.0 - self.beta_1
@@ -61,7 +67,6 @@ class Adam(Optimizer):
         v += tmp
         if self.amsgrad:
             v = xp.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
-        alpha = lr * math.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
         xp.sqrt(v, out=tmp)
         tmp += self.epsilon
         xp.divide(m, tmp, out=tmp)
