@@ -202,10 +202,11 @@ def test_batch_norm_large_mean_is_exact_enough():
     np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(300, 70), (300, 250)], ids=["serial", "threaded"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_step_is_bitwise_the_numpy_step(dtype):
+def test_adam_step_is_bitwise_the_numpy_step(dtype, shape):
     rng = np.random.default_rng(8)
-    start = rng.standard_normal((300, 70)).astype(dtype)
+    start = rng.standard_normal(shape).astype(dtype)
     grads = [rng.standard_normal(start.shape).astype(dtype) for _ in range(3)]
     results = []
     for flag in (True, False):

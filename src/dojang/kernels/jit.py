@@ -29,6 +29,7 @@ and infinity behave as in NumPy.
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 
@@ -76,18 +77,37 @@ def usable(*arrays) -> bool:
         isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
+# ``error_model="numpy"``: IEEE division (x / 0 is inf, as in NumPy), not Python's
+# ZeroDivisionError check, whose branch stops LLVM vectorising a loop that divides.
+_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+
+
 class _Lazy:
-    """A Python function compiled by ``numba.njit`` on its first call."""
+    """A Python function compiled by ``numba.njit`` on its first call.
+
+    ``serial(*args)`` runs a second compilation without threads (``prange`` as
+    ``range``): for small arrays, where waking the thread pool costs more than the work.
+    """
 
     def __init__(self, fn, parallel: bool):
-        self.fn, self.parallel, self.compiled = fn, parallel, None
+        self.fn, self.parallel = fn, parallel
+        self.compiled = self.compiled_serial = None
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
         if self.compiled is None:
-            self.compiled = _load().njit(self.fn, parallel=self.parallel, cache=True,
-                                         nogil=True)
+            self.compiled = _load().njit(self.fn, parallel=self.parallel, **_OPTIONS)
         return self.compiled(*args)
+
+    def serial(self, *args):
+        if self.compiled_serial is None:
+            # a copy under another name: numba's disk cache is keyed by the function's
+            # name and signature, not by the ``parallel`` flag
+            fn = types.FunctionType(self.fn.__code__, self.fn.__globals__,
+                                    self.fn.__name__ + "_serial", self.fn.__defaults__)
+            fn.__qualname__ = self.fn.__qualname__ + "_serial"
+            self.compiled_serial = _load().njit(fn, **_OPTIONS)
+        return self.compiled_serial(*args)
 
 
 def kernel(parallel: bool = True):
@@ -477,21 +497,28 @@ _BLOCK = 1 << 14  # elements per thread task of the flat elementwise kernels
 MIN_ELEMENTWISE = 1 << 16  # smaller arrays stay with NumPy (a thread hand-off costs more)
 
 
+# The flat kernels slice each block and index the slice from 0: with computed bounds
+# (``range(lo, hi)``) numba cannot prove the index non-negative, keeps its negative-index
+# wraparound check, and LLVM does not vectorise the loop (measured 7x slower).
+
 @kernel()
 def _relu(x, y):
     n = x.shape[0]
     for k in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
-            v = x[i]
-            y[i] = 0 if v < 0 else v
+        xs, ys = x[k * _BLOCK:(k + 1) * _BLOCK], y[k * _BLOCK:(k + 1) * _BLOCK]
+        for i in range(xs.shape[0]):
+            v = xs[i]
+            ys[i] = 0 if v < 0 else v
 
 
 @kernel()
 def _relu_grad(gy, y, gx):
     n = gy.shape[0]
     for k in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
-            gx[i] = gy[i] if y[i] > 0 else 0
+        block = slice(k * _BLOCK, (k + 1) * _BLOCK)
+        gs, ys, out = gy[block], y[block], gx[block]
+        for i in range(gs.shape[0]):
+            out[i] = gs[i] if ys[i] > 0 else 0
 
 
 def relu(x):
@@ -516,13 +543,15 @@ def _adam(p, g, m, v, c1, c2, alpha, eps):
     """One pass of ``optimizers.Adam.update`` (same operations, same order, p's dtype)."""
     n = p.shape[0]
     for k in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
-            gi = g[i]
-            mi = m[i] + (gi - m[i]) * c1
-            vi = v[i] + (gi * gi - v[i]) * c2
-            m[i] = mi
-            v[i] = vi
-            p[i] -= mi / (np.sqrt(vi) + eps) * alpha
+        block = slice(k * _BLOCK, (k + 1) * _BLOCK)
+        ps, gs, ms, vs = p[block], g[block], m[block], v[block]
+        for i in range(ps.shape[0]):
+            gi = gs[i]
+            mi = ms[i] + (gi - ms[i]) * c1
+            vi = vs[i] + (gi * gi - vs[i]) * c2
+            ms[i] = mi
+            vs[i] = vi
+            ps[i] -= mi / (np.sqrt(vi) + eps) * alpha
 
 
 def adam_usable(param, grad, *slots) -> bool:
@@ -535,5 +564,6 @@ def adam_usable(param, grad, *slots) -> bool:
 def adam_update(param, grad, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     """Adam's moment and parameter update in place, one pass over the arrays."""
     t = param.dtype.type
-    _adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+    run = _adam if param.size >= MIN_ELEMENTWISE else _adam.serial
+    run(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
           t(one_minus_beta_1), t(one_minus_beta_2), t(alpha), t(epsilon))
