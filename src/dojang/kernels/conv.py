@@ -252,6 +252,12 @@ def _rows(a, chunk, groups: int):
     return sub, sub.reshape(-1, groups, sub.shape[-1] // groups).transpose(1, 0, 2)
 
 
+def cols_bytes(x_shape, w_shape, strides, dilations, pads, itemsize: int) -> int:
+    """Bytes of the whole batch's im2col columns for this convolution."""
+    out = output_shape(x_shape[1:-1], w_shape[:-2], strides, dilations, pads)
+    return x_shape[0] * math.prod(out) * math.prod(w_shape[:-1]) * itemsize
+
+
 def is_depthwise(c_in: int, groups: int) -> bool:
     """True when every group holds one input channel (the offset-loop fast path)."""
     return groups > 1 and groups == c_in

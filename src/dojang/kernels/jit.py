@@ -54,27 +54,39 @@ def _load():
     return _numba
 
 
+_default: list[bool] = []  # DOJANG_JIT and numba's presence, read once per process
+
+
 def available() -> bool:
     """True when numba imports (the compiled kernels can be used)."""
     return bool(_load())
+
+
+def _default_on() -> bool:
+    if not _default:
+        _default.append(os.environ.get("DOJANG_JIT", "1") != "0" and available())
+    return _default[0]
 
 
 def enabled() -> bool:
     """True when the ops should use the compiled kernels here.
 
     ``dojang.config.jit(flag)`` decides inside a ``with`` block; otherwise the
-    environment variable ``DOJANG_JIT`` (``0`` turns them off), else whether numba imports.
+    environment variable ``DOJANG_JIT`` (``0`` turns them off; read on first use), else
+    whether numba imports.
     """
     flag = get_jit()
     if flag is None:
-        flag = os.environ.get("DOJANG_JIT", "1") != "0"
+        return _default_on()
     return flag and available()
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def usable(*arrays) -> bool:
     """True when the compiled kernels are on and take these arrays (NumPy, float32/64)."""
-    return enabled() and all(
-        isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
+    return enabled() and all(type(a) is np.ndarray and a.dtype in _FLOATS for a in arrays)
 
 
 # ``error_model="numpy"``: IEEE division (x / 0 is inf, as in NumPy), not Python's

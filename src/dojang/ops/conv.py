@@ -82,10 +82,15 @@ class Conv(Function):
 
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
-        # The compiled im2col rebuilds a cache-sized chunk of columns about as fast as
-        # DRAM returns kept ones (0.3-1.4 ms less per layer on the benchmark convs at
-        # batch 128, no difference at 32), so with it no 7-75 MB array is kept.
-        keep = is_grad_enabled() and not jit.im2col_usable(x, w.ndim - 2, self.groups)
+        # The compiled im2col rebuilds a chunk of columns in cache about as fast as DRAM
+        # returns kept ones, so with it only columns that fit the cache chunk are kept:
+        # the seed CNN's second conv at batch 32 (7 MB) saves 0.37 ms of its 1.8 ms
+        # filter gradient; at batch 128 (29 MB) and on ResNet-20 (up to 75 MB) a rebuild
+        # costs about what keeping costs in the forward pass, and no such array lives on.
+        keep = is_grad_enabled() and (
+            not jit.im2col_usable(x, w.ndim - 2, self.groups)
+            or K.cols_bytes(x.shape, w.shape, self.strides, self.dilations, self.pads,
+                            x.dtype.itemsize) <= K.CACHE_CHUNK_BYTES)
         y, cols = K.conv_forward(x, w, self.strides, self.dilations, self.groups, self.pads,
                                  keep_cols=keep)
         if b is not None or self.relu:
