@@ -8,7 +8,8 @@ prints a cProfile of dojang's step and a per-op table of forward and backward ti
 
 Usage: python bench/profile_step.py [--batches 32,128] [--windows 7] [--repeats 1]
        [--profile] [--no-compare] [--tuned]
-Environment: BENCH_THREADS (default 2), DOJANG_UNFUSED=1 (conv then relu, two ops).
+Environment: BENCH_THREADS (default 2), DOJANG_UNFUSED=1 (conv then relu, two ops),
+DOJANG_JIT=0 (the NumPy kernels instead of the compiled ones).
 """
 
 from __future__ import annotations

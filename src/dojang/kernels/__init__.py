@@ -13,5 +13,7 @@ Notation, used by every module below this one:
                 OH = floor((H + PH_before + PH_after - DH*(KH-1) - 1) / SH) + 1
 
 Kernels are written once for any number of spatial dimensions; "H, W" above stand for
-the spatial axes in general. Nothing here knows about Tensor.
+the spatial axes in general. Nothing here knows about Tensor. ``jit`` holds compiled
+(numba) versions of the hot loops for NumPy arrays; the array code in the other modules
+is the reference they are tested against and the path taken without numba or on CuPy.
 """
