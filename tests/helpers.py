@@ -80,3 +80,28 @@ def torch_oracle(dj_fn, torch_fn, *arrays, dtype=np.float64, wrt=None, seed: int
     (ty * torch.tensor(r)).sum().backward()
     for i in wrt:
         assert_close(dts[i].grad.numpy(), tts[i].grad.numpy(), dtype)
+
+
+def conv_pool_dense_steps(n: int = 8, size: int = 12, cin: int = 1, filters: int = 4,
+                          classes: int = 3, steps: int = 3, seed: int = 0) -> list[np.ndarray]:
+    """Adam steps of conv+relu -> 2x2 max-pool -> dense on fixed random data (float32);
+    returns the final weights (conv filters, conv bias, dense matrix)."""
+    from dojang import functional as fn
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, size, size, cin), dtype=np.float32)
+    labels = rng.integers(0, classes, n)
+    w1 = dj.Tensor(rng.standard_normal((3, 3, cin, filters), dtype=np.float32) * 0.3,
+                   requires_grad=True)
+    b1 = dj.Tensor(np.zeros(filters, np.float32), requires_grad=True)
+    flat = (size // 2) ** 2 * filters
+    w2 = dj.Tensor(rng.standard_normal((flat, classes), dtype=np.float32) * 0.1,
+                   requires_grad=True)
+    opt = dj.optimizers.Adam()
+    for _ in range(steps):
+        w1.grad = b1.grad = w2.grad = None
+        h = fn.max_pool2d(fn.conv2d(x, w1, padding="SAME", bias=b1, activation="relu"), 2)
+        logits = dj.ops.linear(h.reshape(n, -1), w2)
+        fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
+        opt.apply([w1, b1, w2])
+    return [p.numpy().copy() for p in (w1, b1, w2)]

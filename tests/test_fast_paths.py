@@ -14,7 +14,7 @@ import dojang as dj
 from dojang import functional as fn
 from dojang.kernels import pool as kpool
 from dojang.kernels import threads
-from tests.helpers import gradcheck, torch_oracle
+from tests.helpers import conv_pool_dense_steps, gradcheck, torch_oracle
 from tests.ref_pool import ref_max_pool, ref_max_pool_grad
 
 torch.set_num_threads(1)
@@ -106,24 +106,7 @@ def test_tiled_max_pool_nan_window_passes_no_gradient():
 
 def test_training_step_is_deterministic():
     """The same seed gives bitwise the same weights after a few threaded training steps."""
-    def run():
-        rng = np.random.default_rng(0)
-        x = rng.random((8, 12, 12, 1), dtype=np.float32)
-        labels = rng.integers(0, 3, 8)
-        w1 = dj.Tensor(rng.standard_normal((3, 3, 1, 4), dtype=np.float32) * 0.3,
-                       requires_grad=True)
-        b1 = dj.Tensor(np.zeros(4, np.float32), requires_grad=True)
-        w2 = dj.Tensor(rng.standard_normal((144, 3), dtype=np.float32) * 0.1, requires_grad=True)
-        opt = dj.optimizers.Adam()
-        for _ in range(3):
-            w1.grad = b1.grad = w2.grad = None
-            h = fn.max_pool2d(fn.conv2d(x, w1, padding="SAME", bias=b1, activation="relu"), 2)
-            logits = dj.ops.linear(h.reshape(8, -1), w2)
-            fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
-            opt.apply([w1, b1, w2])
-        return [p.numpy().copy() for p in (w1, b1, w2)]
-
-    a, b = run(), run()
+    a, b = conv_pool_dense_steps(), conv_pool_dense_steps()
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
 

@@ -19,6 +19,7 @@ import dojang as dj
 from dojang import functional as fn
 from dojang.kernels import jit
 from dojang.kernels import pool as kpool
+from tests.helpers import conv_pool_dense_steps
 
 numba = pytest.importorskip("numba", reason="numba is not installed (the `fast` extra)")
 
@@ -118,23 +119,8 @@ def test_relu_grad_bias_equals_numpy(dtype):
     np.testing.assert_array_equal(gb2, gb)
 
 
-def _seed_step(seed=0):
-    """A few training steps of conv+relu -> max-pool -> dense; the final weights."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((16, 12, 12, 2), dtype=np.float32)
-    labels = rng.integers(0, 3, 16)
-    w1 = dj.Tensor(rng.standard_normal((3, 3, 2, 8), dtype=np.float32) * 0.3,
-                   requires_grad=True)
-    b1 = dj.Tensor(np.zeros(8, np.float32), requires_grad=True)
-    w2 = dj.Tensor(rng.standard_normal((288, 3), dtype=np.float32) * 0.1, requires_grad=True)
-    opt = dj.optimizers.Adam()
-    for _ in range(3):
-        w1.grad = b1.grad = w2.grad = None
-        h = fn.max_pool2d(fn.conv2d(x, w1, padding="SAME", bias=b1, activation="relu"), 2)
-        logits = dj.ops.linear(h.reshape(16, -1), w2)
-        fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
-        opt.apply([w1, b1, w2])
-    return [p.numpy().copy() for p in (w1, b1, w2)]
+def _seed_step():
+    return conv_pool_dense_steps(n=16, cin=2, filters=8)
 
 
 def test_results_do_not_depend_on_thread_count():
@@ -218,3 +204,22 @@ def test_adam_step_is_bitwise_the_numpy_step(dtype, shape):
                 opt.apply([p])
         results.append(p.numpy())
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_compiles_without_the_disk_cache_when_it_is_not_writable(monkeypatch):
+    real = numba.njit
+    calls = []
+
+    def njit(fn, **options):
+        calls.append(options["cache"])
+        if options["cache"]:
+            raise RuntimeError("cannot cache function 'f': no locator available for file")
+        return real(fn, **options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    f = jit.kernel(parallel=False)(lambda a: a + 1)
+    assert f(np.float32(1)) == 2 and calls == [True, False]
+    f2 = jit.kernel(parallel=False)(lambda a: a + 1)
+    monkeypatch.setattr(numba, "njit", lambda fn, **o: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError, match="x"):  # any other error is not swallowed
+        f2(1)

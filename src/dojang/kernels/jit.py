@@ -94,6 +94,18 @@ def usable(*arrays) -> bool:
 _OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 
+def _njit(fn, **options):
+    """``numba.njit`` with the disk cache when a cache directory is writable (numba
+    refuses ``cache=True`` when neither ``__pycache__`` nor its user-wide directory is)."""
+    numba = _load()
+    try:
+        return numba.njit(fn, **_OPTIONS, **options)
+    except RuntimeError as err:
+        if "cannot cache" not in str(err):
+            raise
+        return numba.njit(fn, **{**_OPTIONS, "cache": False}, **options)
+
+
 class _Lazy:
     """A Python function compiled by ``numba.njit`` on its first call.
 
@@ -108,7 +120,7 @@ class _Lazy:
 
     def __call__(self, *args):
         if self.compiled is None:
-            self.compiled = _load().njit(self.fn, parallel=self.parallel, **_OPTIONS)
+            self.compiled = _njit(self.fn, parallel=self.parallel)
         return self.compiled(*args)
 
     def serial(self, *args):
@@ -118,7 +130,7 @@ class _Lazy:
             fn = types.FunctionType(self.fn.__code__, self.fn.__globals__,
                                     self.fn.__name__ + "_serial", self.fn.__defaults__)
             fn.__qualname__ = self.fn.__qualname__ + "_serial"
-            self.compiled_serial = _load().njit(fn, **_OPTIONS)
+            self.compiled_serial = _njit(fn)
         return self.compiled_serial(*args)
 
 
