@@ -89,7 +89,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="W1,W2,W3,W4", help="comma-separated workloads")
     p.add_argument("--steps", type=int, default=8, help="steps per timed window (base)")
-    p.add_argument("--windows", type=int, default=5, help="timed windows (median taken)")
+    p.add_argument("--windows", type=int, default=7, help="timed windows (median taken)")
     p.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     args = p.parse_args(argv)
     if args.quick:
