@@ -45,9 +45,11 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from dojang.backend import get_array_module
 from dojang.config import get_im2col_budget
-from dojang.kernels import jit
+from dojang.kernels import alloc, jit
 from dojang.kernels.threads import split_batch
 
 Pads = Sequence[tuple[int, int]]
@@ -339,7 +341,7 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     xp = get_array_module(x, w)
     pads = pads or ((0, 0),) * (x.ndim - 2)
     kernel, out, chunks = _plan(x.shape, w.shape, strides, dilations, pads, x.dtype.itemsize)
-    y = xp.empty((x.shape[0],) + out + (w.shape[-1],), dtype=x.dtype)
+    y = _new(xp, (x.shape[0],) + out + (w.shape[-1],), x.dtype)
     if is_depthwise(x.shape[-1], groups):
         _depthwise_forward(x, w, y, strides, dilations, pads)
         return y, None
@@ -370,6 +372,13 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     return y, (kept if keep_cols else None)
 
 
+def _new(xp, shape, dtype, zero: bool = False):
+    """A new output array; NumPy ones come from ``alloc`` (recycled, no page faults)."""
+    if xp is np:
+        return alloc.zeros(shape, dtype) if zero else alloc.empty(shape, dtype)
+    return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+
+
 def _full_cols(buf, groups: int, m: int, kc: int, single: bool):
     """(G, M, KK*Cg) columns over ``buf``; ``single``: stored transposed (see ``_cols_view``)."""
     if single:
@@ -395,7 +404,7 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
     if not depthwise and not widening and all(s == 1 for s in strides):
         return _full_correlation(gy, w, x_shape, dilations, groups, pads)
     kernel, _, chunks = _plan(x_shape, w.shape, strides, dilations, pads, gy.dtype.itemsize)
-    gx = xp.zeros(x_shape, dtype=gy.dtype)
+    gx = _new(xp, x_shape, gy.dtype, zero=True)
     if depthwise:
         _depthwise_backward_input(gy, w, gx, strides, dilations, pads)
         return gx

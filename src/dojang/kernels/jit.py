@@ -34,6 +34,7 @@ import types
 import numpy as np
 
 from dojang.config import get_jit
+from dojang.kernels import alloc
 
 _numba = None  # the module, once imported; False when it is missing
 
@@ -260,8 +261,8 @@ def _is_2x2(ksize, strides, pads) -> bool:
 def max_pool2d(x, ksize, strides, pads, out):
     """Max pooling of ``x`` (N, H, W, C) into ``(y, pick)``; ``out`` = (OH, OW)."""
     x = np.ascontiguousarray(x)
-    y = np.empty((x.shape[0], *out, x.shape[-1]), dtype=x.dtype)
-    pick = np.empty(y.shape, dtype=np.int16)
+    y = alloc.empty((x.shape[0], *out, x.shape[-1]), x.dtype)
+    pick = alloc.empty(y.shape, np.int16)
     if _is_2x2(ksize, strides, pads):
         _max_pool2x2(x, y, pick)
     else:
@@ -273,7 +274,7 @@ def max_pool2d(x, ksize, strides, pads, out):
 def max_pool2d_backward(gy, pick, x_shape, ksize, strides, pads):
     """Gradient of ``max_pool2d`` w.r.t. its input (shape ``x_shape``)."""
     gy = np.ascontiguousarray(gy)
-    gx = np.empty(x_shape, dtype=gy.dtype)
+    gx = alloc.empty(x_shape, gy.dtype)
     if _is_2x2(ksize, strides, pads):
         _max_pool2x2_backward(gy, pick, gx)
     else:
@@ -330,7 +331,7 @@ def relu_grad_bias(gy, y):
     The per-sample sums are added in sample order, so the result does not depend on
     how the batch was split over threads.
     """
-    g = np.empty(y.shape, dtype=gy.dtype)
+    g = alloc.empty(y.shape, gy.dtype)
     sums = np.empty((y.shape[0], y.shape[-1]), dtype=gy.dtype)
     _relu_grad_sums(_samples(gy), _samples(y), g.reshape(y.shape[0], -1, y.shape[-1]), sums)
     return g, np.add.reduce(sums, axis=0)
@@ -492,7 +493,7 @@ def batch_norm_stats(x):
 def normalize(x, mean, scale, shift):
     """``(x - mean) * scale + shift`` with per-channel vectors (channels last)."""
     x3 = _samples(x)
-    y = np.empty(x.shape, dtype=x.dtype)
+    y = alloc.empty(x.shape, x.dtype)
     cast = [v.astype(x.dtype, copy=False) for v in (mean, scale, shift)]
     _normalize(x3, *cast, y.reshape(x3.shape))
     return y
@@ -510,7 +511,7 @@ def batch_norm_grad_sums(gy, x, mean):
 def batch_norm_grad(gy, x, mean, a, b, c0):
     """``a * gy + b * (x - mean) + c0`` with per-channel vectors (channels last)."""
     gy3 = _samples(gy)
-    gx = np.empty(gy.shape, dtype=gy.dtype)
+    gx = alloc.empty(gy.shape, gy.dtype)
     cast = [v.astype(gy.dtype, copy=False) for v in (mean, a, b, c0)]
     _bn_grad_apply(gy3, _samples(x), cast[0], *cast[1:], gx.reshape(gy3.shape))
     return gx
@@ -548,14 +549,14 @@ def _relu_grad(gy, y, gx):
 def relu(x):
     """``max(x, 0)`` (NaN stays NaN) as a new array of x's shape."""
     x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
+    y = alloc.empty(x.shape, x.dtype)
     _relu(x.reshape(-1), y.reshape(-1))
     return y
 
 
 def relu_grad(gy, y):
     """``gy`` where ``y > 0``, else 0, as a new array."""
-    gx = np.empty(y.shape, dtype=gy.dtype)
+    gx = alloc.empty(y.shape, gy.dtype)
     _relu_grad(np.ascontiguousarray(gy).reshape(-1), np.ascontiguousarray(y).reshape(-1),
                gx.reshape(-1))
     return gx

@@ -1,0 +1,79 @@
+"""Recycled memory for the large arrays a training step makes anew every time.
+
+A step allocates the same big temporaries on every call (conv outputs, pooling and
+ReLU outputs, their gradients: megabytes each). glibc serves such blocks with a fresh
+``mmap`` and unmaps them on free (or trims its heap back to the OS), so every step
+faults their pages in again, one 4 KiB page at a time. On the 2-core development VM
+that cost more than the arithmetic: the compiled ReLU-gradient kernel of the seed
+CNN took 1.0-2.1 ms instead of 0.2-0.4 ms, and the whole batch-32 step went from 13.6 to
+10.2 ms once the memory was kept mapped.
+
+``empty(shape, dtype)`` hands out a view of a kept block of the same size whose only
+references are this module's (NumPy collapses view chains: every array derived from a
+handed-out one has the block itself as ``base``, so the block's reference count says
+whether anything still uses it). Blocks under ``MIN_BYTES`` are left to malloc, at most
+``MAX_PER_SIZE`` blocks of one size and ``MAX_BYTES`` in all are kept; past those it is a
+plain ``np.empty``. Nothing process-wide is changed (glibc's own thresholds stay as
+they are), and ``DOJANG_RECYCLE=0`` turns recycling off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+
+import numpy as np
+
+MIN_BYTES = 1 << 18
+MAX_PER_SIZE = 6
+MAX_BYTES = 1 << 30
+
+_lock = threading.Lock()
+_blocks: dict[int, list[np.ndarray]] = {}
+_kept = [0]
+_FREE_REFS = 3  # the list's, the loop variable's and getrefcount's own argument
+
+
+def _on() -> bool:
+    return os.environ.get("DOJANG_RECYCLE", "1") != "0"
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)``, from a recycled block when one of this size is free."""
+    dtype = np.dtype(dtype)
+    shape = tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES or not _on():
+        return np.empty(shape, dtype)
+    with _lock:
+        free = _blocks.setdefault(nbytes, [])
+        for block in free:
+            if sys.getrefcount(block) <= _FREE_REFS:
+                return block.view(dtype).reshape(shape)
+        if len(free) < MAX_PER_SIZE and _kept[0] + nbytes <= MAX_BYTES:
+            block = np.empty(nbytes, dtype=np.uint8)
+            free.append(block)
+            _kept[0] += nbytes
+            return block.view(dtype).reshape(shape)
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` through ``empty`` (a recycled block is filled with 0)."""
+    out = empty(shape, dtype)
+    out.fill(0)
+    return out
+
+
+def kept_bytes() -> int:
+    """Bytes held by the recycler (free or in use)."""
+    return _kept[0]
+
+
+def clear() -> None:
+    """Forget every kept block (those still in use stay alive through their arrays)."""
+    with _lock:
+        _blocks.clear()
+        _kept[0] = 0

@@ -1,0 +1,93 @@
+"""The array recycler (``dojang.kernels.alloc``): a block is handed out again only when
+nothing uses it any more, whatever views of it are still alive."""
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from dojang.kernels import alloc
+
+BIG = (256, 1024)  # 1 MiB of float32: over MIN_BYTES
+
+
+def _shares(a, b) -> bool:
+    return np.shares_memory(a, b)
+
+
+def test_a_free_block_is_reused_and_a_busy_one_is_not():
+    alloc.clear()
+    a = alloc.empty(BIG, np.float32)
+    b = alloc.empty(BIG, np.float32)
+    assert not _shares(a, b)  # both in use
+    a[...] = 1
+    del a
+    gc.collect()
+    c = alloc.empty(BIG, np.float32)
+    assert c.shape == BIG and c.dtype == np.float32 and not _shares(b, c)
+    assert alloc.kept_bytes() == 2 * np.prod(BIG) * 4  # c reused the first block
+
+
+def test_views_keep_their_block_busy():
+    alloc.clear()
+    a = alloc.empty(BIG, np.float32)
+    view = a[10:20].T.reshape(-1)  # derived views name the block as their base
+    del a
+    b = alloc.empty(BIG, np.float32)
+    assert not _shares(view, b)
+    b[...] = 0
+    view[...] = 7
+    assert (b == 0).all()
+
+
+def test_small_arrays_and_other_sizes_are_plain(monkeypatch):
+    alloc.clear()
+    small = alloc.empty((4, 4), np.float64)
+    assert alloc.kept_bytes() == 0 and small.shape == (4, 4)
+    z = alloc.zeros(BIG, np.float64)
+    assert (z == 0).all() and z.dtype == np.float64
+    monkeypatch.setenv("DOJANG_RECYCLE", "0")
+    before = alloc.kept_bytes()
+    alloc.empty(BIG, np.float32)
+    assert alloc.kept_bytes() == before
+
+
+def test_limits_fall_back_to_new_arrays(monkeypatch):
+    alloc.clear()
+    monkeypatch.setattr(alloc, "MAX_PER_SIZE", 2)
+    arrays = [alloc.empty(BIG, np.float32) for _ in range(4)]
+    assert alloc.kept_bytes() == 2 * np.prod(BIG) * 4
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            assert not _shares(a, b)
+
+
+def test_threads_never_share_a_block():
+    alloc.clear()
+    got, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(50):
+                a = alloc.empty(BIG, np.float32)
+                got.append(a)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    live = got[:]  # all still referenced: no two may overlap
+    for i in range(0, len(live), 17):
+        for j in range(i + 1, len(live), 13):
+            assert not _shares(live[i], live[j])
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    yield
+    alloc.clear()
