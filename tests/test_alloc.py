@@ -91,3 +91,17 @@ def test_threads_never_share_a_block():
 def _fresh():
     yield
     alloc.clear()
+
+
+def test_free_blocks_of_other_sizes_make_room(monkeypatch):
+    alloc.clear()
+    nbytes = np.prod(BIG) * 4
+    monkeypatch.setattr(alloc, "MAX_BYTES", 2 * nbytes)
+    a = alloc.empty(BIG, np.float32)
+    b = alloc.empty(BIG, np.float32)
+    del a  # one free, one busy block of the first size
+    other = alloc.empty((BIG[0] * 2, BIG[1]), np.float32)  # twice the size: needs both
+    assert alloc.kept_bytes() <= 2 * nbytes  # never over the limit
+    assert not _shares(other, b)
+    c = alloc.empty((128, 1024), np.float64)  # fits once the free block is gone
+    assert not _shares(c, b) and not _shares(c, other)

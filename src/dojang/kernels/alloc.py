@@ -14,9 +14,10 @@ handed-out one has the block itself as ``base``, so the block's reference count 
 whether anything still uses it). Blocks under ``MIN_BYTES`` are left to malloc, at most
 ``MAX_PER_SIZE`` blocks of one size and ``MAX_BYTES`` in all are kept (a network saves
 many activations of one size for backward: ResNet-20 keeps about 30 at 8 MB each);
-past those it is a
-plain ``np.empty``. Nothing process-wide is changed (glibc's own thresholds stay as
-they are), and ``DOJANG_RECYCLE=0`` turns recycling off.
+past those it is a plain ``np.empty``. Nothing process-wide is changed (glibc's own
+thresholds stay as they are), and ``DOJANG_RECYCLE=0`` turns recycling off. Like a
+caching allocator, it holds on to the peak of what was in use at once; when a new size
+would pass ``MAX_BYTES``, free blocks of other sizes are dropped first.
 """
 
 from __future__ import annotations
@@ -54,12 +55,29 @@ def empty(shape, dtype) -> np.ndarray:
         for block in free:
             if sys.getrefcount(block) <= _FREE_REFS:
                 return block.view(dtype).reshape(shape)
+        if _kept[0] + nbytes > MAX_BYTES:
+            _evict(_kept[0] + nbytes - MAX_BYTES)
         if len(free) < MAX_PER_SIZE and _kept[0] + nbytes <= MAX_BYTES:
             block = np.empty(nbytes, dtype=np.uint8)
             free.append(block)
             _kept[0] += nbytes
             return block.view(dtype).reshape(shape)
     return np.empty(shape, dtype)
+
+
+def _evict(need: int) -> None:
+    """Drop free blocks (of any size) until ``need`` bytes are released, or none is left."""
+    for size, blocks in list(_blocks.items()):
+        keep = []
+        for block in blocks:
+            if need > 0 and sys.getrefcount(block) <= _FREE_REFS:
+                need -= size
+                _kept[0] -= size
+            else:
+                keep.append(block)
+        _blocks[size] = keep
+        if need <= 0:
+            return
 
 
 def zeros(shape, dtype) -> np.ndarray:
