@@ -105,3 +105,17 @@ def test_free_blocks_of_other_sizes_make_room(monkeypatch):
     assert not _shares(other, b)
     c = alloc.empty((128, 1024), np.float64)  # fits once the free block is gone
     assert not _shares(c, b) and not _shares(c, other)
+
+
+def test_large_add_uses_recycled_memory_and_is_exact():
+    import dojang as dj
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(BIG).astype(np.float32) for _ in range(2))
+    ta, tb = dj.Tensor(a, requires_grad=True), dj.Tensor(b, requires_grad=True)
+    alloc.clear()
+    y = ta + tb
+    assert alloc.kept_bytes() == a.nbytes
+    np.testing.assert_array_equal(y.numpy(), a + b)
+    y.sum().backward()
+    np.testing.assert_array_equal(ta.grad.numpy(), np.ones_like(a))

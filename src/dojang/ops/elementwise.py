@@ -9,6 +9,7 @@ import numpy as np
 from dojang.autograd import Function, Tensor, sum_to_shape
 from dojang.autograd.tensor import as_array
 from dojang.backend import get_array_module
+from dojang.kernels import alloc
 
 
 def _operand(x):
@@ -30,8 +31,17 @@ class _Binary(Function):
         return self._fwd(a, b)
 
 
+def _add(a, b):
+    """``a + b``; two large NumPy arrays of one shape and dtype (a residual connection)
+    add into a recycled array (``kernels.alloc``: no fresh pages every step)."""
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape
+            and a.dtype == b.dtype and a.nbytes >= alloc.MIN_BYTES):
+        return np.add(a, b, out=alloc.empty(a.shape, a.dtype))
+    return a + b
+
+
 class Add(_Binary):
-    _fwd = staticmethod(lambda a, b: a + b)
+    _fwd = staticmethod(_add)
 
     def backward(self, gy):
         return sum_to_shape(gy, self.a_shape), sum_to_shape(gy, self.b_shape)
