@@ -13,17 +13,22 @@ in ``dojang.kernels``):
   pass over the input per window offset plus the comparisons; here each input element
   is read once and the window's pick (its tap index, row-major, first maximum) is
   stored in an int16 array the size of the output.
+- im2col and col2im (rank 1 and 2, one group, C > 1) with the zero padding written
+  inline: NumPy copies C floats at a time through a strided window view, from a padded
+  copy of the input.
 - the fused bias + ReLU after a convolution's GEMM, and its backward, which masks
   ``gy`` with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
 - batch normalisation's statistics and normalise-scale-shift (training and inference)
-  and its backward, each in two passes over the data with the optional ReLU fused in.
+  and its backward, two passes over the data each way.
+- ReLU and the Adam step: one pass instead of NumPy's several temporaries.
 
-Every kernel splits the batch over numba's threads (``prange``) and each thread writes
-its own samples only, so results do not depend on the thread count. Reductions over the
-batch (bias gradient, batch-norm sums) are made per sample first and then added in
-sample order, so they do not depend on it either. Kernels are compiled on first use and
-cached on disk (``cache=True``); numba's own semantics are IEEE (no fastmath), so NaN
-and infinity behave as in NumPy.
+Every kernel splits the batch (or, for flat arrays, fixed blocks) over numba's threads
+(``prange``) and each thread writes its own part only, so results do not depend on the
+thread count. Reductions over the batch (bias gradient, batch-norm sums) are made per
+sample first and then added in sample order, so they do not depend on it either.
+Kernels are compiled on first use and cached on disk (``cache=True``); no fastmath
+and ``error_model="numpy"``, so NaN, infinity and division behave as in NumPy. Their
+large outputs come from ``kernels.alloc`` (recycled memory).
 """
 
 from __future__ import annotations
