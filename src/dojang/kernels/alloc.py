@@ -36,7 +36,20 @@ MAX_BYTES = 1 << 30
 _lock = threading.Lock()
 _blocks: dict[int, list[np.ndarray]] = {}
 _kept = [0]
-_FREE_REFS = 3  # the list's, the loop variable's and getrefcount's own argument
+
+
+def _count_free_refs() -> int:
+    """The reference count a free block shows inside ``empty``'s loop (the list's, the
+    loop variable's and getrefcount's own argument on CPython 3.10-3.13), measured with
+    the same loop rather than assumed, since interpreters may count a loop variable or
+    an argument differently."""
+    blocks = [np.empty(1, dtype=np.uint8)]
+    for block in blocks:
+        return sys.getrefcount(block)
+    raise AssertionError  # pragma: no cover
+
+
+_FREE_REFS = _count_free_refs()
 
 
 def _on() -> bool:
