@@ -119,3 +119,17 @@ def test_large_add_uses_recycled_memory_and_is_exact():
     np.testing.assert_array_equal(y.numpy(), a + b)
     y.sum().backward()
     np.testing.assert_array_equal(ta.grad.numpy(), np.ones_like(a))
+
+
+def test_kept_bytes_stay_true_through_evictions(monkeypatch):
+    alloc.clear()
+    monkeypatch.setattr(alloc, "MAX_BYTES", 3 << 20)
+    busy = alloc.empty((1 << 20,), np.uint8)
+    for _ in range(3):
+        t = alloc.empty((2 << 20,), np.uint8)
+        del t
+        u = alloc.empty((1 << 20,), np.uint8)
+        del u
+        held = sum(size * len(blocks) for size, blocks in alloc._blocks.items())
+        assert alloc.kept_bytes() == held <= alloc.MAX_BYTES
+    assert busy.size == 1 << 20

@@ -223,3 +223,78 @@ def test_compiles_without_the_disk_cache_when_it_is_not_writable(monkeypatch):
     monkeypatch.setattr(numba, "njit", lambda fn, **o: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(RuntimeError, match="x"):  # any other error is not swallowed
         f2(1)
+
+
+def test_python_threads_may_run_kernels_at_once():
+    """numba's workqueue pool takes one parallel launch at a time; a second thread runs
+    the serial variant instead of aborting the process."""
+    import threading
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((512, 1024)).astype(np.float32)
+    expected = np.maximum(x, 0)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(100):
+                np.testing.assert_array_equal(fn.relu(dj.Tensor(x)).numpy(), expected)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # 0/0 statistics
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_of_an_empty_batch(training):
+    for flag in (True, False):
+        with dj.config.jit(flag):
+            x = dj.Tensor(np.zeros((0, 4, 4, 3), np.float32), requires_grad=True)
+            y = fn.batch_normalization(x, None, None, np.zeros(3, np.float32),
+                                       np.ones(3, np.float32), training)
+            assert y.shape == (0, 4, 4, 3)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NaN through GEMMs
+def test_nonfinite_gradients_are_routed_alike_on_both_paths():
+    """Masked positions get 0 even when the incoming gradient is inf or NaN (a select,
+    as PyTorch's ReLU and max-pool backward), on the compiled and the NumPy path."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    grads = []
+    for flag in (True, False):
+        with dj.config.jit(flag):
+            tx, tw, tb = (dj.Tensor(a, requires_grad=True) for a in (x, w, b))
+            h = fn.conv2d(tx, tw, bias=tb, activation="relu", padding="SAME")
+            y = fn.max_pool2d(h, 2) * 1.0 + fn.max_pool2d(h, 3, 2, padding="SAME").sum()
+            gy = np.ones(y.shape, np.float32)
+            gy[0, 0, 0, :] = np.inf
+            gy[1, 1, 1, :] = np.nan
+            y.backward(dj.Tensor(gy))
+            grads.append([t.grad.numpy() for t in (tx, tw, tb)])
+    for u, v in zip(*grads, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)  # same NaN/inf places
+
+
+def test_relu_of_negative_zero_is_positive_zero_on_both_paths():
+    x = np.full(jit.MIN_ELEMENTWISE, -0.0, np.float32)
+    for flag in (True, False):
+        with dj.config.jit(flag):
+            assert not np.signbit(fn.relu(dj.Tensor(x)).numpy()).any()
+
+
+def test_bias_gradient_sums_in_float64():
+    rng = np.random.default_rng(11)
+    y = np.ones((1, 512, 512, 2), np.float32)
+    gy = rng.random(y.shape, dtype=np.float32)
+    _, gb = jit.relu_grad_bias(gy, y)
+    exact = gy.astype(np.float64).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(gb, exact, rtol=1e-6)

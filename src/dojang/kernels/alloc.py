@@ -88,7 +88,7 @@ def _evict(need: int) -> None:
                 _kept[0] -= size
             else:
                 keep.append(block)
-        _blocks[size] = keep
+        blocks[:] = keep  # in place: ``empty`` may hold this very list
         if need <= 0:
             return
 

@@ -398,7 +398,8 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
     # With the compiled col2im, widening layers (C_out > C_in) are faster through the
     # GEMM + col2im below: the correlation's columns would be C_out/C_in times wider
     # (measured 12-15% less time on the seed CNN's second conv).
-    widening = (w.shape[-1] > x_shape[-1] and jit.im2col_usable(gy, len(x_shape) - 2, groups)
+    widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
+                and jit.im2col_usable(gy, len(x_shape) - 2, groups)
                 and output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
                 == gy.shape[1:-1])  # not a transposed conv's output padding
     if not depthwise and not widening and all(s == 1 for s in strides):

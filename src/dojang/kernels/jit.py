@@ -33,7 +33,9 @@ large outputs come from ``kernels.alloc`` (recycled memory).
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 import types
 
 import numpy as np
@@ -54,7 +56,9 @@ def _load():
         if numba and "NUMBA_THREADING_LAYER" not in os.environ:
             # numba's default picks OpenMP, whose threads spin after each kernel and
             # take the cores from OpenBLAS's next GEMM (measured 10-20% slower per step
-            # on the seed CNN with 2 cores); the workqueue pool sleeps instead.
+            # on the seed CNN with 2 cores); the workqueue pool sleeps instead. This is
+            # process-wide (numba has one layer per process): set NUMBA_THREADING_LAYER
+            # to choose another. Workqueue takes one launch at a time: see ``_launch``.
             numba.config.THREADING_LAYER = "workqueue"
         _numba = numba
     return _numba
@@ -112,6 +116,9 @@ def _njit(fn, **options):
         return numba.njit(fn, **{**_OPTIONS, "cache": False}, **options)
 
 
+_launch = threading.Lock()  # held while a parallel kernel runs
+
+
 class _Lazy:
     """A Python function compiled by ``numba.njit`` on its first call.
 
@@ -125,9 +132,19 @@ class _Lazy:
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
+        if not self.parallel:
+            return self.serial(*args)
         if self.compiled is None:
-            self.compiled = _njit(self.fn, parallel=self.parallel)
-        return self.compiled(*args)
+            self.compiled = _njit(self.fn, parallel=True)
+        # numba's workqueue pool takes one parallel launch at a time (a second, from
+        # another Python thread, aborts the process): a thread that finds it busy runs
+        # the serial variant instead of waiting
+        if not _launch.acquire(blocking=False):
+            return self.serial(*args)
+        try:
+            return self.compiled(*args)
+        finally:
+            _launch.release()
 
     def serial(self, *args):
         if self.compiled_serial is None:
@@ -297,12 +314,13 @@ def _bias_relu(y, b, relu):
             row = y[n, p]
             for c in range(y.shape[2]):
                 v = row[c] + b[c]
-                row[c] = 0 if relu and v < 0 else v
+                row[c] = 0 if relu and v <= 0 else v  # NaN stays, -0 becomes 0
 
 
 @kernel()
 def _relu_grad_sums(gy, y, g, sums):
-    """``g = gy * (y > 0)`` and ``sums[n] = sum over p of g[n, p]`` (per sample).
+    """``g = gy where y > 0, else 0`` and ``sums[n] = sum over p of g[n, p]`` (per
+    sample, in float64: a float32 running sum over a megapixel loses 3 digits).
 
     Two loops per pixel, one store stream each: with the mask and the sum in one loop
     LLVM cannot rule out that they alias and does not vectorise (measured 8x slower).
@@ -318,16 +336,20 @@ def _relu_grad_sums(gy, y, g, sums):
                 acc[c] += dst[c]
 
 
+def _as_samples(a):
+    """The (N, P, C) view of a contiguous channels-last array (P = pixels per sample)."""
+    return a.reshape(a.shape[0], math.prod(a.shape[1:-1]), a.shape[-1])
+
+
 def _samples(a):
     """A contiguous (N, P, C) view of a channels-last array (a copy if it is strided)."""
-    a = np.ascontiguousarray(a)
-    return a.reshape(a.shape[0], -1, a.shape[-1])
+    return _as_samples(np.ascontiguousarray(a))
 
 
 def bias_relu_(y, b, relu: bool) -> None:
     """In place on a contiguous channels-last ``y``: add ``b`` (C,) (None: no bias), ReLU."""
     b = np.zeros(y.shape[-1], y.dtype) if b is None else b.astype(y.dtype, copy=False)
-    _bias_relu(y.reshape(y.shape[0], -1, y.shape[-1]), b, relu)
+    _bias_relu(_as_samples(y), b, relu)
 
 
 def relu_grad_bias(gy, y):
@@ -337,9 +359,9 @@ def relu_grad_bias(gy, y):
     how the batch was split over threads.
     """
     g = alloc.empty(y.shape, gy.dtype)
-    sums = np.empty((y.shape[0], y.shape[-1]), dtype=gy.dtype)
-    _relu_grad_sums(_samples(gy), _samples(y), g.reshape(y.shape[0], -1, y.shape[-1]), sums)
-    return g, np.add.reduce(sums, axis=0)
+    sums = np.empty((y.shape[0], y.shape[-1]), dtype=np.float64)
+    _relu_grad_sums(_samples(gy), _samples(y), _as_samples(g), sums)
+    return g, np.add.reduce(sums, axis=0).astype(gy.dtype)
 
 
 # ---------------------------------------------------------------------------- im2col
@@ -538,7 +560,7 @@ def _relu(x, y):
         xs, ys = x[k * _BLOCK:(k + 1) * _BLOCK], y[k * _BLOCK:(k + 1) * _BLOCK]
         for i in range(xs.shape[0]):
             v = xs[i]
-            ys[i] = 0 if v < 0 else v
+            ys[i] = 0 if v <= 0 else v  # NaN stays, -0 becomes 0 (as np.maximum)
 
 
 @kernel()

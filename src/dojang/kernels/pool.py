@@ -23,7 +23,7 @@ maximum is NaN passes no gradient (NaN propagates to the output, as in NumPy).
 Fast path (``tiles``): when ``strides == ksize`` and there is no padding, the windows
 tile the input (the last ``L mod K`` pixels, if any, are seen by no window), so the
 offset views never overlap. Backward then writes each offset's gradient straight into
-its view (no zero fill, no accumulation): max pooling with ``multiply(hit, gy, out=)``,
+its view (no zero fill, no accumulation): max pooling selects ``gy`` where ``hit``,
 average pooling as a broadcast of ``gy / prod(K)`` through the
 ``(N, OH, KH, OW, KW, C)`` reshape of the gradient. Max-pool forward stays the offset
 loop: reducing that reshape over the K axes in one NumPy call measured 1.5-10x slower
@@ -172,12 +172,20 @@ def _first_max_hits(xpad, y, ksize, strides) -> Iterator:
         yield index, hit
 
 
+def _select(xp, out, mask, values) -> None:
+    """``out = values where mask, else 0`` in place. A select, not ``values * mask``: an
+    infinite or NaN gradient stays out of the inputs that are not a window's maximum
+    (as PyTorch's scatter to the argmax, and the compiled kernels)."""
+    out[...] = 0
+    xp.copyto(out, values, where=mask)
+
+
 def _max_pool_backward_tiled(x, y, gy, ksize):
     xp = get_array_module(x)
 
     def fill(gx):
         for index, hit in _first_max_hits(x, y, ksize, ksize):
-            xp.multiply(hit, gy, out=gx[index])
+            _select(xp, gx[index], hit, gy)
 
     return _tiled_grad(xp, x.shape, y.shape[1:-1], ksize, gy.dtype, fill)
 
@@ -261,7 +269,7 @@ def max_pool_tiled_backward(gy, y, picks, x_shape: Sequence[int], ksize: Sequenc
             shape = g.shape[:axis] + (ksize[j],) + g.shape[axis:]
             gx = gcover[s].reshape(shape) if j == r - 1 else xp.empty(shape, dtype=g.dtype)
             for k in range(ksize[j]):
-                xp.multiply(g, picks[j][s] == k, out=gx[_axis_slice(axis, k)])
+                _select(xp, gx[_axis_slice(axis, k)], picks[j][s] == k, g)
             g = gx
 
     def fill(gcover):
@@ -276,7 +284,7 @@ def _max_pool_backward_windows(x, y, gy, ksize, strides, pads):
     xpad = _pad(x, pads, xp.nan)
     gxpad = xp.zeros(xpad.shape, dtype=gy.dtype)
     for index, hit in _first_max_hits(xpad, y, ksize, strides):
-        gxpad[index] += hit * gy
+        gxpad[index] += xp.where(hit, gy, 0)
     return gxpad[_interior(x.shape[1:-1], pads)]
 
 

@@ -57,10 +57,11 @@ def _bias_relu_inplace(y, b, relu: bool) -> None:
 
 
 def _relu_grad(gy, y):
-    """``gy`` where the fused relu's output ``y`` is positive, else 0 (a new array)."""
+    """``gy`` where the fused relu's output ``y`` is positive, else 0 (a new array; a
+    select, so an infinite ``gy`` at a zeroed output gives 0, as ``ops.relu``)."""
     xp = get_array_module(gy)
-    g = xp.empty(y.shape, dtype=gy.dtype)
-    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
+    g = xp.zeros(y.shape, dtype=gy.dtype)
+    split_batch(lambda s: xp.copyto(g[s], gy[s], where=y[s] > 0), y.shape[0], y.size, like=y)
     return g
 
 
