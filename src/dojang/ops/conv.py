@@ -13,6 +13,7 @@ from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
 from dojang.kernels import conv as K
 from dojang.kernels import jit
+from dojang.kernels.pool import all_finite
 from dojang.kernels.threads import split_batch
 from dojang.ops.shape import Pad
 
@@ -60,8 +61,10 @@ def _relu_grad(gy, y):
     """``gy`` where the fused relu's output ``y`` is positive, else 0 (a new array; a
     select, so an infinite ``gy`` at a zeroed output gives 0, as ``ops.relu``)."""
     xp = get_array_module(gy)
-    g = xp.zeros(y.shape, dtype=gy.dtype)
-    split_batch(lambda s: xp.copyto(g[s], gy[s], where=y[s] > 0), y.shape[0], y.size, like=y)
+    if not all_finite(gy):
+        return xp.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
+    g = xp.empty(y.shape, dtype=gy.dtype)
+    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
     return g
 
 
