@@ -281,3 +281,14 @@ def test_conv_type_errors():
         fn.conv1d(np.zeros((1, 3, 1)), np.array([[["x"]]]))
     with pytest.raises(ValueError, match=r"conv: Expected filters to be a 3-d, 4-d or 5-d array"):
         fn.conv(np.zeros((1, 3, 1)), np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_empty_batch_gives_empty_outputs_and_zero_filter_gradient(strides, kernels):
+    x = dj.Tensor(np.zeros((0, 8, 8, 3), np.float32), requires_grad=True)
+    w = dj.Tensor(np.ones((3, 3, 3, 4), np.float32), requires_grad=True)
+    y = fn.conv2d(x, w, strides=strides, padding="SAME")
+    assert y.shape == (0, 8 // strides, 8 // strides, 4)
+    y.sum().backward()
+    assert x.grad.shape == (0, 8, 8, 3)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((3, 3, 3, 4)))

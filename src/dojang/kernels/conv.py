@@ -342,6 +342,8 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     pads = pads or ((0, 0),) * (x.ndim - 2)
     kernel, out, chunks = _plan(x.shape, w.shape, strides, dilations, pads, x.dtype.itemsize)
     y = _new(xp, (x.shape[0],) + out + (w.shape[-1],), x.dtype)
+    if y.size == 0:  # an empty batch (or no output channels): nothing to lower
+        return y, None
     if is_depthwise(x.shape[-1], groups):
         _depthwise_forward(x, w, y, strides, dilations, pads)
         return y, None
@@ -406,6 +408,8 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
         return _full_correlation(gy, w, x_shape, dilations, groups, pads)
     kernel, _, chunks = _plan(x_shape, w.shape, strides, dilations, pads, gy.dtype.itemsize)
     gx = _new(xp, x_shape, gy.dtype, zero=True)
+    if gy.size == 0:
+        return gx
     if depthwise:
         _depthwise_backward_input(gy, w, gx, strides, dilations, pads)
         return gx
@@ -457,6 +461,8 @@ def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
     pads = pads or ((0, 0),) * (x.ndim - 2)
     kernel, _, chunks = _plan(x.shape, w_shape, strides, dilations, pads, x.dtype.itemsize,
                               out=gy.shape[1:-1])
+    if gy.size == 0:  # an empty batch contributes nothing
+        return xp.zeros(w_shape, dtype=gy.dtype)
     if is_depthwise(x.shape[-1], groups):
         return _depthwise_backward_filter(x, gy, w_shape, strides, dilations, pads)
     kc = math.prod(w_shape[:-1])
