@@ -138,3 +138,27 @@ def test_conv_transpose_errors(spec, match):
     w = np.zeros(spec.pop("w", (3, 3, 2, 1)))
     with pytest.raises(ValueError, match=match):
         fn.conv2d_transpose(np.zeros((1, 3, 3, 1)), w, **spec)
+
+
+@pytest.mark.parametrize("strides,dilations,output_padding", [(2, 3, 2), (3, 3, 2), (3, 2, 1)])
+def test_output_padding_not_below_strides_matches_torch(strides, dilations, output_padding,
+                                                        kernels):
+    """With D > S the output padding may reach S: rows that no input reaches."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 5, 2))
+    w = rng.standard_normal((3, 3, 5, 2))
+    tx, tw = dj.Tensor(x, requires_grad=True), dj.Tensor(w, requires_grad=True)
+    y = fn.conv2d_transpose(tx, tw, strides=strides, dilations=dilations,
+                            output_padding=output_padding, padding="VALID")
+    gy = rng.standard_normal(y.shape)
+    y.backward(dj.Tensor(gy))
+    X = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    W = torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)
+    Y = torch.nn.functional.conv_transpose2d(X, W, stride=strides, dilation=dilations,
+                                             output_padding=output_padding)
+    Y.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y.numpy(), Y.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(tx.grad.numpy(), X.grad.numpy().transpose(0, 2, 3, 1),
+                               atol=1e-12)
+    np.testing.assert_allclose(tw.grad.numpy(), W.grad.numpy().transpose(2, 3, 1, 0),
+                               atol=1e-12)

@@ -406,7 +406,10 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
                 == gy.shape[1:-1])  # not a transposed conv's output padding
     if not depthwise and not widening and all(s == 1 for s in strides):
         return _full_correlation(gy, w, x_shape, dilations, groups, pads)
-    kernel, _, chunks = _plan(x_shape, w.shape, strides, dilations, pads, gy.dtype.itemsize)
+    # the outputs are gy's (a transposed conv's output padding makes x_shape larger than
+    # the tight size, whose extra rows get no gradient)
+    kernel, _, chunks = _plan(x_shape, w.shape, strides, dilations, pads, gy.dtype.itemsize,
+                              out=gy.shape[1:-1])
     gx = _new(xp, x_shape, gy.dtype, zero=True)
     if gy.size == 0:
         return gx
