@@ -177,16 +177,18 @@ class BatchNormTrain(_BatchNorm):
         self.inv_std = 1 / xp.sqrt(var + self.epsilon)
         self.scale = self.inv_std if gamma is None else gamma * self.inv_std
         self.xc = xc
-        self._update_running(mean, var)
+        self._update_running(mean, var, empty=x.size == 0)
         y = xc * self._tile(self.scale)
         if beta is not None:
             y += self._tile(beta)
         return self._unmatrix(y)
 
-    def _update_running(self, mean, var) -> None:
+    def _update_running(self, mean, var, empty: bool) -> None:
+        """Move the running statistics toward the batch's; an empty batch has none (its
+        0/0 statistics would make them NaN) and leaves them as they are."""
         m = self.momentum
         for running, stat in zip(self.running, (mean, var), strict=True):
-            if running is not None:
+            if running is not None and not empty:
                 running *= m
                 running += ((1 - m) * stat).astype(running.dtype, copy=False)
         del self.running
@@ -195,7 +197,7 @@ class BatchNormTrain(_BatchNorm):
         """The compiled path (``kernels.jit``): keeps ``x`` and the mean, not ``x - mean``."""
         self.jit = True
         mean, var = jit.batch_norm_stats(x)
-        self._update_running(mean, var)
+        self._update_running(mean, var, empty=x.size == 0)
         self.inv_std = 1 / np.sqrt(var + np.asarray(self.epsilon, var.dtype))
         self.scale = self.inv_std if gamma is None else gamma * self.inv_std
         self.x, self.mean = x, mean
