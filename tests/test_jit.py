@@ -51,11 +51,11 @@ def test_max_pool_equals_numpy_kernel(case, ties, seed):
     rng = np.random.default_rng(seed)
     x = _data(shape, rng, ties)
     out = kpool.pool_output_shape(shape[1:3], k, s, p)
-    y, pick = jit.max_pool2d(x, k, s, p, out)
+    y, pick = jit.max_pool(x, k, s, p, out)
     y_ref = kpool.max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, y_ref)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx = jit.max_pool2d_backward(gy, pick, x.shape, k, s, p)
+    gx = jit.max_pool_backward(gy, pick, x.shape, k, s, p)
     gx_ref = kpool.max_pool_backward(x, y_ref, gy, k, s, p)
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6)
 
@@ -70,11 +70,11 @@ def test_max_pool_nan_and_infinity_as_numpy(k, s, p):
     x[1, 2:5, 2:5, 2] = -np.inf  # windows of -inf only: gradient to the first tap
     x[1, 0, 0, 0] = np.inf
     out = kpool.pool_output_shape(x.shape[1:3], k, s, p)
-    y, pick = jit.max_pool2d(x, k, s, p, out)
+    y, pick = jit.max_pool(x, k, s, p, out)
     y_ref = kpool.max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, y_ref)  # NaN in the same places
     gy = rng.standard_normal(y.shape)
-    gx = jit.max_pool2d_backward(gy, pick, x.shape, k, s, p)
+    gx = jit.max_pool_backward(gy, pick, x.shape, k, s, p)
     # overlapping windows may add into one input in another order
     np.testing.assert_allclose(gx, kpool.max_pool_backward(x, y_ref, gy, k, s, p), rtol=1e-12)
 
@@ -84,8 +84,8 @@ def test_max_pool_2x2_odd_edges_get_no_gradient(shape):
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     k = s = (2, 2)
     p = ((0, 0), (0, 0))
-    y, pick = jit.max_pool2d(x, k, s, p, (shape[1] // 2, shape[2] // 2))
-    gx = jit.max_pool2d_backward(np.ones_like(y), pick, x.shape, k, s, p)
+    y, pick = jit.max_pool(x, k, s, p, (shape[1] // 2, shape[2] // 2))
+    gx = jit.max_pool_backward(np.ones_like(y), pick, x.shape, k, s, p)
     np.testing.assert_array_equal(gx, kpool.max_pool_backward(x, y, np.ones_like(y), k, s, p))
 
 

@@ -378,7 +378,7 @@ def test_errors_come_before_array_work(monkeypatch):
         raise AssertionError("array work started")
 
     monkeypatch.setattr(kpool, "max_pool", fail)
-    monkeypatch.setattr(jit, "max_pool2d", fail)
+    monkeypatch.setattr(jit, "max_pool", fail)
     with pytest.raises(ValueError, match="ksize"):
         djf.max_pool2d(X4, (2, 2, 2))
     with pytest.raises(AssertionError, match="array work"):

@@ -9,10 +9,10 @@ reference: every kernel here is tested against them (``tests/test_jit.py``), and
 What is here, and why NumPy alone is slow at it (layout channels-last, as everywhere
 in ``dojang.kernels``):
 
-- max pooling forward with the argmax of each window, and its backward. NumPy needs one
-  pass over the input per window offset plus the comparisons; here each input element
-  is read once and the window's pick (its tap index, row-major, first maximum) is
-  stored in an int16 array the size of the output.
+- max pooling (rank 1 and 2) with the argmax of each window, and its backward. NumPy
+  needs one pass over the input per window offset plus the comparisons; here each input
+  element is read once and the window's pick (its tap index, row-major, first maximum)
+  is stored in an int16 array the size of the output.
 - im2col and col2im (rank 1 and 2, one group, C > 1) with the zero padding written
   inline: NumPy copies C floats at a time through a strided window view, from a padded
   copy of the input.
@@ -280,28 +280,33 @@ def _is_2x2(ksize, strides, pads) -> bool:
         p == (0, 0) for p in pads)
 
 
-def max_pool2d(x, ksize, strides, pads, out):
-    """Max pooling of ``x`` (N, H, W, C) into ``(y, pick)``; ``out`` = (OH, OW)."""
+def max_pool(x, ksize, strides, pads, out):
+    """Max pooling of ``x`` (N, *spatial, C), rank 1 or 2, into ``(y, pick)``: ``y`` is
+    (N, *out, C); ``pick`` is kept in the 2-d layout for ``max_pool_backward``."""
     x = np.ascontiguousarray(x)
-    y = alloc.empty((x.shape[0], *out, x.shape[-1]), x.dtype)
-    pick = alloc.empty(y.shape, np.int16)
-    if _is_2x2(ksize, strides, pads):
-        _max_pool2x2(x, y, pick)
+    shape, k, s, _, p, r = _as2d(x.shape, ksize, strides, (1,) * len(ksize), pads,
+                                 tuple((0, o) for o in out))
+    y = alloc.empty((x.shape[0],) + tuple(out) + x.shape[-1:], x.dtype)
+    y2 = y.reshape((x.shape[0], r[0][1], r[1][1], x.shape[-1]))
+    pick = alloc.empty(y2.shape, np.int16)
+    if _is_2x2(k, s, p):
+        _max_pool2x2(x.reshape(shape), y2, pick)
     else:
-        _max_pool2d(x, y, pick, ksize[0], ksize[1], strides[0], strides[1], pads[0][0],
-                    pads[1][0])
+        _max_pool2d(x.reshape(shape), y2, pick, k[0], k[1], s[0], s[1], p[0][0], p[1][0])
     return y, pick
 
 
-def max_pool2d_backward(gy, pick, x_shape, ksize, strides, pads):
-    """Gradient of ``max_pool2d`` w.r.t. its input (shape ``x_shape``)."""
-    gy = np.ascontiguousarray(gy)
+def max_pool_backward(gy, pick, x_shape, ksize, strides, pads):
+    """Gradient of ``max_pool`` w.r.t. its input (shape ``x_shape``)."""
+    gy = np.ascontiguousarray(gy).reshape(pick.shape)
+    shape, k, s, _, p, _ = _as2d(x_shape, ksize, strides, (1,) * len(ksize), pads,
+                                 ((0, 1),) * len(ksize))
     gx = alloc.empty(x_shape, gy.dtype)
-    if _is_2x2(ksize, strides, pads):
-        _max_pool2x2_backward(gy, pick, gx)
+    if _is_2x2(k, s, p):
+        _max_pool2x2_backward(gy, pick, gx.reshape(shape))
     else:
-        _max_pool2d_backward(gy, pick, gx, ksize[0], ksize[1], strides[0], strides[1],
-                             pads[0][0], pads[1][0])
+        _max_pool2d_backward(gy, pick, gx.reshape(shape), k[0], k[1], s[0], s[1], p[0][0],
+                             p[1][0])
     return gx
 
 

@@ -46,25 +46,16 @@ class MaxPool(_Pool):
     without ``x``.
     """
 
-    def _as_2d(self, shape):
-        """(x shape, ksize, strides, pads) seen as 2-d pooling (1-d gets a height of 1)."""
-        if len(self.ksize) == 2:
-            return shape, self.ksize, self.strides, self.pads
-        return ((shape[0], 1) + tuple(shape[1:]), (1,) + self.ksize, (1,) + self.strides,
-                ((0, 0),) + self.pads)
-
     def forward(self, x):
         x = _to_last(x, self.channels_last)
         self.pick = None
         if len(self.ksize) <= 2 and jit.usable(x) and math.prod(self.ksize) < 2**15:
-            shape, k, s, p = self._as_2d(x.shape)
-            out = kpool.pool_output_shape(shape[1:-1], k, s, p)
-            y, pick = jit.max_pool2d(x.reshape(shape), k, s, p, out)
+            out = kpool.pool_output_shape(x.shape[1:-1], self.ksize, self.strides, self.pads)
+            y, pick = jit.max_pool(x, self.ksize, self.strides, self.pads, out)
             self.x_shape = x.shape
             if is_grad_enabled():
                 self.pick = pick
-            return _from_last(y.reshape((x.shape[0],) + out[2 - len(self.ksize):]
-                                        + (x.shape[-1],)), self.channels_last)
+            return _from_last(y, self.channels_last)
         picks = [] if is_grad_enabled() else None
         self.y = kpool.max_pool(x, self.ksize, self.strides, self.pads, picks=picks)
         self.picks = picks or None
@@ -76,10 +67,9 @@ class MaxPool(_Pool):
     def backward(self, gy):
         gy = _to_last(gy, self.channels_last)
         if self.pick is not None:
-            shape, k, s, p = self._as_2d(self.x_shape)
-            gy = gy.reshape((shape[0],) + self.pick.shape[1:])
-            gx = jit.max_pool2d_backward(gy, self.pick, shape, k, s, p)
-            return _from_last(gx.reshape(self.x_shape), self.channels_last)
+            gx = jit.max_pool_backward(gy, self.pick, self.x_shape, self.ksize, self.strides,
+                                       self.pads)
+            return _from_last(gx, self.channels_last)
         if self.picks is not None:
             gx = kpool.max_pool_tiled_backward(gy, self.y, self.picks, self.x_shape, self.ksize)
         else:
