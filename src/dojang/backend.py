@@ -82,3 +82,10 @@ def to_numpy(array) -> np.ndarray:
     if get_array_module(array) is not np:  # pragma: no cover - needs a GPU
         return array.get()
     return np.asarray(array)
+
+
+def all_finite(a) -> bool:
+    """True when array ``a`` has no NaN or infinity: its sum is finite (one reduction, no
+    temporary; a finite array whose sum overflows only reads as not finite, which sends
+    the caller down its general path)."""
+    return bool(get_array_module(a).isfinite(a.sum()))

@@ -52,7 +52,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 
-from dojang.backend import get_array_module
+from dojang.backend import all_finite, get_array_module
 from dojang.kernels.threads import split_batch
 from dojang.shapes import conv_output_length
 
@@ -170,12 +170,6 @@ def _first_max_hits(xpad, y, ksize, strides) -> Iterator:
         hit &= free
         free ^= hit
         yield index, hit
-
-
-def all_finite(a) -> bool:
-    """True when ``a`` has no NaN or infinity: its sum is finite (one reduction, no
-    temporary; a sum that overflows only sends the caller down its general path)."""
-    return bool(get_array_module(a).isfinite(a.sum()))
 
 
 def _select(xp, out, mask, values, finite: bool) -> None:

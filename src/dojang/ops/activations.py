@@ -20,8 +20,9 @@ import math
 import numpy as np
 
 from dojang.autograd import Function, Tensor
-from dojang.backend import get_array_module
+from dojang.backend import all_finite, get_array_module
 from dojang.kernels import jit
+from dojang.kernels.threads import split_batch
 from dojang.ops.elementwise import _operand
 
 __all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
@@ -70,9 +71,25 @@ class ReLU(Function):
         return self.y
 
     def backward(self, gy):
-        if gy.size >= jit.MIN_ELEMENTWISE and jit.usable(gy, self.y):
-            return jit.relu_grad(gy, self.y)
-        return get_array_module(gy).where(self.y > 0, gy, 0)
+        return relu_grad(gy, self.y)
+
+
+def relu_grad(gy, y):
+    """``gy`` where the ReLU output ``y`` is positive, else 0, as a new array (also the
+    backward of the convolution's fused ReLU).
+
+    A select, so an infinite or NaN ``gy`` at a zeroed output gives 0, as in PyTorch.
+    Large NumPy arrays take the compiled kernel; otherwise, when ``gy`` is finite, the
+    product ``gy * (y > 0)`` is that select and much faster than ``where``.
+    """
+    if gy.size >= jit.MIN_ELEMENTWISE and jit.usable(gy, y):
+        return jit.relu_grad(gy, y)
+    xp = get_array_module(gy)
+    if y.ndim == 0 or not all_finite(gy):  # (a 0-d array has no batch to split)
+        return xp.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
+    g = xp.empty(y.shape, dtype=gy.dtype)
+    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
+    return g
 
 
 class LeakyReLU(Function):

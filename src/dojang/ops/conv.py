@@ -13,8 +13,8 @@ from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
 from dojang.kernels import conv as K
 from dojang.kernels import jit
-from dojang.kernels.pool import all_finite
 from dojang.kernels.threads import split_batch
+from dojang.ops.activations import relu_grad
 from dojang.ops.shape import Pad
 
 __all__ = ["conv", "conv_transpose"]
@@ -55,17 +55,6 @@ def _bias_relu_inplace(y, b, relu: bool) -> None:
             xp.maximum(ys, 0, out=ys)
 
     split_batch(part, y.shape[0], y.size, like=y)
-
-
-def _relu_grad(gy, y):
-    """``gy`` where the fused relu's output ``y`` is positive, else 0 (a new array; a
-    select, so an infinite ``gy`` at a zeroed output gives 0, as ``ops.relu``)."""
-    xp = get_array_module(gy)
-    if not all_finite(gy):
-        return xp.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-    g = xp.empty(y.shape, dtype=gy.dtype)
-    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
-    return g
 
 
 def _contiguous(a):
@@ -118,7 +107,7 @@ class Conv(Function):
         if self.relu and jit.usable(gy, self.y):  # mask and bias gradient in one pass
             gy, gb = jit.relu_grad_bias(gy, self.y)
         else:
-            gy = _contiguous(_relu_grad(gy, self.y) if self.relu else gy)
+            gy = _contiguous(relu_grad(gy, self.y) if self.relu else gy)
         args = (self.strides, self.dilations, self.groups, self.pads)
         if needs[0]:
             gx = K.conv_backward_input(gy, self.w, self.x.shape, *args)
@@ -127,7 +116,7 @@ class Conv(Function):
             gw = K.conv_backward_filter(self.x, gy, self.w.shape, *args, cols=self.cols)
         if self.has_bias and needs[2] and gb is None:
             gb = _bias_grad(gy)
-        return (gx, gw, gb if needs[-1] else None) if self.has_bias else (gx, gw)
+        return (gx, gw, gb if needs[2] else None) if self.has_bias else (gx, gw)
 
 
 class ConvTranspose(Function):
