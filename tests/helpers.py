@@ -105,3 +105,24 @@ def conv_pool_dense_steps(n: int = 8, size: int = 12, cin: int = 1, filters: int
         fn.sparse_softmax_cross_entropy_with_logits(labels, logits).backward()
         opt.apply([w1, b1, w2])
     return [p.numpy().copy() for p in (w1, b1, w2)]
+
+
+def run_in_threads(work, count: int) -> None:
+    """Run ``work()`` in ``count`` threads at once; re-raise the first error any raised."""
+    import threading
+
+    errors = []
+
+    def guarded():
+        try:
+            work()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

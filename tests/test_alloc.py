@@ -2,12 +2,12 @@
 nothing uses it any more, whatever views of it are still alive."""
 
 import gc
-import threading
 
 import numpy as np
 import pytest
 
 from dojang.kernels import alloc
+from tests.helpers import run_in_threads
 
 BIG = (256, 1024)  # 1 MiB of float32: over MIN_BYTES
 
@@ -65,22 +65,13 @@ def test_limits_fall_back_to_new_arrays(monkeypatch):
 
 def test_threads_never_share_a_block():
     alloc.clear()
-    got, errors = [], []
+    got = []
 
     def worker():
-        try:
-            for _ in range(50):
-                a = alloc.empty(BIG, np.float32)
-                got.append(a)
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
+        for _ in range(50):
+            got.append(alloc.empty(BIG, np.float32))
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(worker, 4)
     live = got[:]  # all still referenced: no two may overlap
     for i in range(0, len(live), 17):
         for j in range(i + 1, len(live), 13):

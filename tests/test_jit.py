@@ -19,7 +19,7 @@ import dojang as dj
 from dojang import functional as fn
 from dojang.kernels import jit
 from dojang.kernels import pool as kpool
-from tests.helpers import conv_pool_dense_steps
+from tests.helpers import conv_pool_dense_steps, run_in_threads
 
 numba = pytest.importorskip("numba", reason="numba is not installed (the `fast` extra)")
 
@@ -228,26 +228,15 @@ def test_compiles_without_the_disk_cache_when_it_is_not_writable(monkeypatch):
 def test_python_threads_may_run_kernels_at_once():
     """numba's workqueue pool takes one parallel launch at a time; a second thread runs
     the serial variant instead of aborting the process."""
-    import threading
-
     rng = np.random.default_rng(9)
     x = rng.standard_normal((512, 1024)).astype(np.float32)
     expected = np.maximum(x, 0)
-    errors = []
 
     def work():
-        try:
-            for _ in range(100):
-                np.testing.assert_array_equal(fn.relu(dj.Tensor(x)).numpy(), expected)
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
+        for _ in range(100):
+            np.testing.assert_array_equal(fn.relu(dj.Tensor(x)).numpy(), expected)
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, 3)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # 0/0 statistics
