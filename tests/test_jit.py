@@ -119,28 +119,34 @@ def test_relu_grad_bias_equals_numpy(dtype):
     np.testing.assert_array_equal(gb2, gb)
 
 
-def _seed_step():
-    return conv_pool_dense_steps(n=16, cin=2, filters=8)
+def _seed_step(cin: int = 2, filters: int = 8):
+    return conv_pool_dense_steps(n=16, cin=cin, filters=filters)
 
 
-def test_results_do_not_depend_on_thread_count():
+# 2 -> 8 channels: im2col + GEMM; 8 -> 16: the direct convolution (see test_direct.py)
+LAYERS = pytest.mark.parametrize("cin,filters", [(2, 8), (8, 16)], ids=["im2col", "direct"])
+
+
+@LAYERS
+def test_results_do_not_depend_on_thread_count(cin, filters):
     before = numba.get_num_threads()
     try:
         runs = []
         for threads in sorted({1, before}):
             numba.set_num_threads(threads)
-            runs.append(_seed_step())
+            runs.append(_seed_step(cin, filters))
     finally:
         numba.set_num_threads(before)
     for u, v in zip(runs[0], runs[-1], strict=True):
         np.testing.assert_array_equal(u, v)
 
 
-def test_training_steps_agree_with_the_numpy_kernels():
+@LAYERS
+def test_training_steps_agree_with_the_numpy_kernels(cin, filters):
     with dj.config.jit(True):
-        fast = _seed_step()
+        fast = _seed_step(cin, filters)
     with dj.config.jit(False):
-        ref = _seed_step()
+        ref = _seed_step(cin, filters)
     for u, v in zip(fast, ref, strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
 

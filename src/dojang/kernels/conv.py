@@ -49,7 +49,7 @@ import numpy as np
 
 from dojang.backend import get_array_module
 from dojang.config import get_im2col_budget
-from dojang.kernels import alloc, jit
+from dojang.kernels import alloc, direct, jit
 from dojang.kernels.threads import split_batch
 
 Pads = Sequence[tuple[int, int]]
@@ -347,6 +347,9 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     if is_depthwise(x.shape[-1], groups):
         _depthwise_forward(x, w, y, strides, dilations, pads)
         return y, None
+    if direct.usable(x, w.shape, groups, w):  # few channels: no columns at all
+        direct.forward(x, w, y, strides, dilations, pads)
+        return y, None
     wg = _split_w(w, groups)
     kc = wg.shape[1]
     single = x.shape[-1] == 1
@@ -400,8 +403,11 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
     # With the compiled col2im, widening layers (C_out > C_in) are faster through the
     # GEMM + col2im below: the correlation's columns would be C_out/C_in times wider
     # (measured 12-15% less time on the seed CNN's second conv).
+    r = len(x_shape) - 2
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
-                and jit.im2col_usable(gy, len(x_shape) - 2, groups)
+                and jit.im2col_usable(gy, r, groups)
+                # unless the correlation below runs as a direct convolution
+                and not direct.usable(gy, w.shape[:r] + (w.shape[-1], w.shape[-2]), groups, w)
                 and output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
                 == gy.shape[1:-1])  # not a transposed conv's output padding
     if not depthwise and not widening and all(s == 1 for s in strides):
@@ -468,6 +474,8 @@ def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
         return xp.zeros(w_shape, dtype=gy.dtype)
     if is_depthwise(x.shape[-1], groups):
         return _depthwise_backward_filter(x, gy, w_shape, strides, dilations, pads)
+    if cols is None and direct.filters_usable(x, gy, w_shape, groups):
+        return direct.filters(x, gy, w_shape, strides, dilations, pads)
     kc = math.prod(w_shape[:-1])
     cout = w_shape[-1]
     dw = xp.zeros((groups, kc, cout // groups), dtype=gy.dtype)

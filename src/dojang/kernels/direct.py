@@ -1,0 +1,122 @@
+"""Direct convolution: register tiles compiled by numba, for layers with few channels.
+
+``kernels.conv`` lowers a convolution to im2col + GEMM. With few channels that GEMM is
+thin (ResNet-20's first stage: M = 131,072 rows, K = 144, N = 16), and OpenBLAS runs
+such shapes at a third of its square-GEMM speed, after im2col has written and read a
+75 MB column matrix. Here the taps are read straight from ``x`` and each tile keeps
+R output pixels x B output channels of partial sums in vector registers (the tiles,
+``kernels._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine a
+16-channel 3x3 layer at batch 128 ran at 120-135 GFLOP/s alone against 40-60 for
+im2col + OpenBLAS (``bench/direct.py`` compares the two per layer shape).
+
+Layouts (channels-last as everywhere in ``kernels``; rank-1 convs run as height 1):
+
+- ``forward``: ``y[n, i, j, o] = sum_{a, b, c} x[n, i*sh + a*dh - ph, j*sw + b*dw - pw, c]
+  * w[a, b, c, o]``, taps outside ``x`` read as 0. ``x`` goes in as (N, H, W*C) rows,
+  the filters packed as (C_out/B, KH, KW*C, B). Each thread computes whole samples, each
+  output one sum in (a, b, c) order: deterministic, whatever the thread count.
+- ``filters``: the filter gradient ``sum over n, i, j of x[tap] * gy[n, i, j]``. Groups
+  of samples (a number fixed by the batch size, not by the threads) are reduced by one
+  thread each, then the group sums are added in group order.
+
+The stride-1 input gradient is ``forward`` on ``gy`` with flipped filters (see
+``conv._full_correlation``). ``kernels.conv`` keeps im2col + GEMM where it is faster:
+wide layers, whose GEMMs OpenBLAS runs near its peak, and groups.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dojang.kernels import _tiles, alloc, jit
+
+# A tile is R = 4 output pixels x B = 16 output channels (8 AVX2 registers of sums).
+# Its packed filters, KH*KW*C_in*B values, are re-read for every 4 outputs and should
+# stay in the 32 KiB L1 cache (measured: at 3x3x64 inputs, 36 KiB, the forward tile
+# fell from 135 to 83 GFLOP/s).
+_B = 16
+_RC = 4  # input channels per filter-gradient tile
+_L1_BYTES = 24 * 1024
+_L2_BYTES = 256 * 1024  # half of a core's L2: one group of samples (see ``filters``)
+
+# Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
+# GEMM (small N = C_out) is what makes OpenBLAS slow, so the direct forward takes
+# C_out <= 48 (at 64 the two measured even); with one input channel im2col has its own
+# fast path (direct measured 2-3x slower there). The filter gradient's GEMM is
+# (KK*C_in) x C_out: direct wins while C_in * C_out <= 768 (at 32 x 64, 0.6x).
+_MAX_C_OUT = 48
+_MAX_FILTER_CC = 768
+
+
+def _fits(w_shape, groups: int, x, *others) -> bool:
+    """The conditions both kernels share: NumPy float32/64 arrays of one dtype with the
+    compiled kernels on, rank 1-2, one group, C_out a multiple of 16, and a tile's
+    filters inside the L1 budget."""
+    rank, c_in, c_out = len(w_shape) - 2, w_shape[-2], w_shape[-1]
+    return (rank <= 2 and groups == 1 and c_out % _B == 0
+            and jit.usable(x, *others) and all(a.dtype == x.dtype for a in others)
+            and math.prod(w_shape[:-2]) * c_in * _B * x.itemsize <= _L1_BYTES)
+
+
+def usable(x, w_shape, groups: int, w=None) -> bool:
+    """True when ``forward`` takes a convolution of ``x`` with filters of ``w_shape`` (and
+    of ``w``'s dtype, if given): see ``_fits``, and 2 <= C_in, C_out <= 48."""
+    others = () if w is None else (w,)
+    return 2 <= w_shape[-2] and w_shape[-1] <= _MAX_C_OUT and _fits(w_shape, groups, x, *others)
+
+
+def filters_usable(x, gy, w_shape, groups: int) -> bool:
+    """True when ``filters`` takes this filter gradient: see ``_fits``, and C_in a
+    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 768."""
+    c_in, c_out = w_shape[-2], w_shape[-1]
+    return (c_in % _RC == 0 and c_in * c_out <= _MAX_FILTER_CC
+            and _fits(w_shape, groups, x, gy))
+
+
+def _as2d(a):
+    """A rank-1 (N, L, C) array as (N, 1, L, C); rank 2 as is."""
+    return a.reshape(a.shape[0], 1, *a.shape[1:]) if a.ndim == 3 else a
+
+
+def _geometry(rank: int, strides, dilations, pads):
+    """(sh, sw, dh, dw, ph, pw) of a rank-1 or rank-2 conv (rank 1: height 1)."""
+    if rank == 1:
+        strides, dilations = (1,) + tuple(strides), (1,) + tuple(dilations)
+        pads = ((0, 0),) + tuple(pads)
+    return (strides[0], strides[1], dilations[0], dilations[1], pads[0][0], pads[1][0])
+
+
+def forward(x, w, y, strides, dilations, pads) -> None:
+    """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` (N, *S, C) and ``w``
+    (*K, C, C_out); ``pads`` are (before, after) zero paddings per spatial dim (only
+    the before sides are read: ``y``'s shape says where the outputs end)."""
+    rank = w.ndim - 2
+    kernel, c_in, c_out = tuple(w.shape[:rank]), w.shape[-2], w.shape[-1]
+    k2 = (1,) + kernel if rank == 1 else kernel
+    # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
+    wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // _B, _B)), -2, 0))
+    x2 = _as2d(np.ascontiguousarray(x))
+    _tiles.forward_r4b16(x2.reshape(x2.shape[:2] + (-1,)), wt.reshape(wt.shape[:2] + (-1, _B)),
+                         _as2d(y), np.zeros(c_in, x.dtype),
+                         *_geometry(rank, strides, dilations, pads))
+
+
+def filters(x, gy, w_shape, strides, dilations, pads):
+    """The filter gradient (``w_shape``) of the correlation of ``x`` that gave ``gy``."""
+    rank = len(w_shape) - 2
+    kernel, c_in, c_out = tuple(w_shape[:rank]), w_shape[-2], w_shape[-1]
+    k2 = (1,) + kernel if rank == 1 else kernel
+    n = x.shape[0]
+    # Each group's x and gy are re-read once per tile, so they should stay in L2. The
+    # grouping follows from the shapes, not the thread count: deterministic sums.
+    per_sample = (math.prod(x.shape[1:]) + math.prod(gy.shape[1:])) * x.itemsize
+    group = max(1, min(n, _L2_BYTES // max(per_sample, 1)))
+    x2, g2 = _as2d(np.ascontiguousarray(x)), _as2d(np.ascontiguousarray(gy))
+    part = alloc.empty((-(-n // group),) + k2 + (c_in // _RC, _RC, c_out // _B, _B),
+                       gy.dtype)
+    _tiles.filters_r4b16(x2.reshape(x2.shape[:3] + (c_in // _RC, _RC)),
+                         g2.reshape(g2.shape[:3] + (c_out // _B, _B)), part,
+                         x.dtype.type(0), *_geometry(rank, strides, dilations, pads), group)
+    return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order
