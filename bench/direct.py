@@ -2,7 +2,7 @@
 
 For each shape: forward, input gradient and filter gradient, each timed with the direct
 kernels on and off (alternating, median of 5), and which path ``kernels.conv`` picks.
-The rules in ``kernels/direct.py`` (C_out <= 48, C_in >= 2; filters C_in * C_out <= 768)
+The rules in ``kernels/direct.py`` (C_out <= 48, C_in >= 2; filters C_in * C_out <= 512)
 come from this table.
 
 Usage: python bench/direct.py

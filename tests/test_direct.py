@@ -93,7 +93,7 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
     assert not direct.usable(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)  # L1
     assert not direct.usable(f32.astype(np.float16), (3, 3, 16, 16), 1)
     assert not direct.usable(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
-    assert not direct.filters_usable(f32, f32, (3, 3, 16, 64), 1)  # 16 * 64 > 768
+    assert not direct.filters_usable(f32, f32, (3, 3, 16, 64), 1)  # 16 * 64 > 512
     assert not direct.filters_usable(np.zeros((2, 8, 8, 6), np.float32), f32,
                                       (3, 3, 6, 16), 1)  # C_in not a multiple of 4
     with dj.config.jit(False):

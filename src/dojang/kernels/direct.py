@@ -45,9 +45,9 @@ _L2_BYTES = 256 * 1024  # half of a core's L2: one group of samples (see ``filte
 # GEMM (small N = C_out) is what makes OpenBLAS slow, so the direct forward takes
 # C_out <= 48 (at 64 the two measured even); with one input channel im2col has its own
 # fast path (direct measured 2-3x slower there). The filter gradient's GEMM is
-# (KK*C_in) x C_out: direct wins while C_in * C_out <= 768 (at 32 x 64, 0.6x).
+# (KK*C_in) x C_out: direct wins while C_in * C_out <= 512 (16 x 48: 0.89x; 32 x 64: 0.6x).
 _MAX_C_OUT = 48
-_MAX_FILTER_CC = 768
+_MAX_FILTER_CC = 512
 
 
 def _fits(w_shape, groups: int, x, *others) -> bool:
@@ -69,7 +69,7 @@ def usable(x, w_shape, groups: int, w=None) -> bool:
 
 def filters_usable(x, gy, w_shape, groups: int) -> bool:
     """True when ``filters`` takes this filter gradient: see ``_fits``, and C_in a
-    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 768."""
+    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 512."""
     c_in, c_out = w_shape[-2], w_shape[-1]
     return (c_in % _RC == 0 and c_in * c_out <= _MAX_FILTER_CC
             and _fits(w_shape, groups, x, gy))

@@ -27,7 +27,8 @@ Every kernel splits the batch (or, for flat arrays, fixed blocks) over numba's t
 thread count. Reductions over the batch (bias gradient, batch-norm sums) are made per
 sample first and then added in sample order, so they do not depend on it either.
 Kernels are compiled on first use and cached on disk (``cache=True``); no fastmath
-and ``error_model="numpy"``, so NaN, infinity and division behave as in NumPy. Their
+(the direct-convolution tiles allow FMA contraction only) and ``error_model="numpy"``,
+so NaN, infinity and division behave as in NumPy. Their
 large outputs come from ``kernels.alloc`` (recycled memory).
 """
 
