@@ -80,34 +80,31 @@ def _as2d(a):
     return a.reshape(a.shape[0], 1, *a.shape[1:]) if a.ndim == 3 else a
 
 
-def _geometry(rank: int, strides, dilations, pads):
-    """(sh, sw, dh, dw, ph, pw) of a rank-1 or rank-2 conv (rank 1: height 1)."""
-    if rank == 1:
-        strides, dilations = (1,) + tuple(strides), (1,) + tuple(dilations)
-        pads = ((0, 0),) + tuple(pads)
-    return (strides[0], strides[1], dilations[0], dilations[1], pads[0][0], pads[1][0])
+def _geometry(kernel, strides, dilations, pads):
+    """(2-d kernel, (sh, sw, dh, dw, ph, pw)) through ``jit._as2d``, the rank-1 -> rank-2
+    mapping that the compiled im2col uses too (rank 1: height 1)."""
+    _, k, s, d, p, _ = jit._as2d((0,) * (len(kernel) + 2), kernel, strides, dilations, pads,
+                                 ((0, 0),) * len(kernel))
+    return tuple(k), (s[0], s[1], d[0], d[1], p[0][0], p[1][0])
 
 
 def forward(x, w, y, strides, dilations, pads) -> None:
     """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` (N, *S, C) and ``w``
     (*K, C, C_out); ``pads`` are (before, after) zero paddings per spatial dim (only
     the before sides are read: ``y``'s shape says where the outputs end)."""
-    rank = w.ndim - 2
-    kernel, c_in, c_out = tuple(w.shape[:rank]), w.shape[-2], w.shape[-1]
-    k2 = (1,) + kernel if rank == 1 else kernel
+    c_in, c_out = w.shape[-2], w.shape[-1]
+    k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // _B, _B)), -2, 0))
     x2 = _as2d(np.ascontiguousarray(x))
     _tiles.forward_r4b16(x2.reshape(x2.shape[:2] + (-1,)), wt.reshape(wt.shape[:2] + (-1, _B)),
-                         _as2d(y), np.zeros(c_in, x.dtype),
-                         *_geometry(rank, strides, dilations, pads))
+                         _as2d(y), np.zeros(c_in, x.dtype), *geometry)
 
 
 def filters(x, gy, w_shape, strides, dilations, pads):
     """The filter gradient (``w_shape``) of the correlation of ``x`` that gave ``gy``."""
-    rank = len(w_shape) - 2
-    kernel, c_in, c_out = tuple(w_shape[:rank]), w_shape[-2], w_shape[-1]
-    k2 = (1,) + kernel if rank == 1 else kernel
+    c_in, c_out = w_shape[-2], w_shape[-1]
+    k2, geometry = _geometry(w_shape[:-2], strides, dilations, pads)
     n = x.shape[0]
     # Each group's x and gy are re-read once per tile, so they should stay in L2. The
     # grouping follows from the shapes, not the thread count: deterministic sums.
@@ -118,5 +115,5 @@ def filters(x, gy, w_shape, strides, dilations, pads):
                        gy.dtype)
     _tiles.filters_r4b16(x2.reshape(x2.shape[:3] + (c_in // _RC, _RC)),
                          g2.reshape(g2.shape[:3] + (c_out // _B, _B)), part,
-                         x.dtype.type(0), *_geometry(rank, strides, dilations, pads), group)
+                         x.dtype.type(0), *geometry, group)
     return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order

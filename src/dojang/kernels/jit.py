@@ -164,7 +164,9 @@ class _Lazy:
             return self.compiled_serial(*args)
 
 
-_slp_users = [0]  # calls inside ``_straight_line(True)`` now, over all threads
+# calls inside ``_straight_line(True)`` now, over all threads, and numba's setting
+# from before the first of them
+_slp = {"users": 0, "saved": 0}
 _slp_lock = threading.Lock()
 
 
@@ -184,17 +186,16 @@ def _straight_line(on: bool):
         return
     config = _load().config
     with _slp_lock:
-        if _slp_users[0] == 0:
-            _slp_users.append(config.SLP_VECTORIZE)
-            config.SLP_VECTORIZE = 1
-        _slp_users[0] += 1
+        if _slp["users"] == 0:
+            _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
+        _slp["users"] += 1
     try:
         yield
     finally:
         with _slp_lock:
-            _slp_users[0] -= 1
-            if _slp_users[0] == 0:
-                config.SLP_VECTORIZE = _slp_users.pop()
+            _slp["users"] -= 1
+            if _slp["users"] == 0:
+                config.SLP_VECTORIZE = _slp["saved"]
 
 
 def kernel(parallel: bool = True, slp: bool = False):
