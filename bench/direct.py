@@ -2,8 +2,9 @@
 
 For each shape: forward, input gradient and filter gradient, each timed with the direct
 kernels on and off (alternating, median of 5), and which path ``kernels.conv`` picks.
-The rules in ``kernels/direct.py`` (C_out <= 48, C_in >= 2; filters C_in * C_out <= 512)
-come from this table.
+The rules in ``kernels/direct.py`` (C_out <= 64, C_in >= 2; filters C_in * C_out <= 1024)
+come from this table. The marks show the rules alone: in training, a forward whose
+filter gradient stays on im2col keeps im2col too (its columns serve both passes).
 
 Usage: python bench/direct.py
 """
@@ -29,7 +30,8 @@ from dojang.kernels import direct  # noqa: E402
 SHAPES = [(128, 32, 16, 16, 3), (128, 16, 32, 32, 3), (128, 8, 64, 64, 3),
           (128, 32, 3, 16, 3), (128, 16, 16, 16, 3), (128, 16, 32, 16, 3),
           (128, 14, 16, 32, 3), (64, 32, 16, 48, 3), (128, 28, 1, 32, 3),
-          (128, 14, 32, 64, 3), (32, 14, 32, 64, 3)]
+          (128, 14, 32, 64, 3), (32, 14, 32, 64, 3), (128, 7, 64, 64, 3),
+          (128, 8, 128, 128, 3)]
 
 
 class _Forced:

@@ -38,8 +38,8 @@ def _fits(length, k, s, d, pads):
 def _case(draw):
     rank = draw(st.sampled_from([1, 2]))
     n = draw(st.integers(1, 3))
-    c_in = draw(st.sampled_from([2, 3, 4, 8, 12]))
-    c_out = draw(st.sampled_from([16, 32, 48]))
+    c_in = draw(st.sampled_from([2, 3, 4, 8, 12, 32]))
+    c_out = draw(st.sampled_from([16, 32, 48, 64]))
     dims = []
     for _ in range(rank):
         k = draw(st.integers(1, 4))
@@ -86,18 +86,38 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
     f32 = np.zeros((2, 8, 8, 16), np.float32)
     assert direct.usable(f32, (3, 3, 16, 16), 1)  # ResNet-20's first stage
     assert direct.filters_usable(f32, np.zeros((2, 8, 8, 16), np.float32), (3, 3, 16, 16), 1)
-    assert not direct.usable(f32, (3, 3, 16, 64), 1)  # wide: the GEMM is fast
+    assert direct.usable(f32, (3, 3, 16, 64), 1)
+    assert not direct.usable(f32, (3, 3, 16, 128), 1)  # wide: the GEMM is fast
     assert not direct.usable(f32, (3, 3, 16, 24), 1)  # C_out not a multiple of 16
     assert not direct.usable(f32, (3, 3, 16, 32), 2)  # groups
     assert not direct.usable(np.zeros((2, 8, 8, 1), np.float32), (3, 3, 1, 32), 1)  # C_in 1
-    assert not direct.usable(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)  # L1
+    assert direct.usable(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)
+    # one block's filters, 3 * 3 * 128 * 16 float32, over 64 KiB
+    assert not direct.usable(np.zeros((2, 8, 8, 128), np.float32), (3, 3, 128, 32), 1)
     assert not direct.usable(f32.astype(np.float16), (3, 3, 16, 16), 1)
     assert not direct.usable(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
-    assert not direct.filters_usable(f32, f32, (3, 3, 16, 64), 1)  # 16 * 64 > 512
+    assert direct.filters_usable(f32, f32, (3, 3, 32, 32), 1)
+    assert not direct.filters_usable(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
     assert not direct.filters_usable(np.zeros((2, 8, 8, 6), np.float32), f32,
                                       (3, 3, 6, 16), 1)  # C_in not a multiple of 4
     with dj.config.jit(False):
         assert not direct.usable(f32, (3, 3, 16, 16), 1)
+
+
+def test_forward_keeps_im2col_when_its_columns_serve_the_filter_gradient():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 6, 32)).astype(np.float32)
+    pads = ((1, 1), (1, 1))
+    for c_out, direct_filters in ((16, True), (64, False)):
+        w = rng.standard_normal((3, 3, 32, c_out)).astype(np.float32)
+        assert direct.usable(x, w.shape, 1, w)
+        assert direct.filters_usable(x, x, w.shape, 1) == direct_filters
+        y, cols = kc.conv_forward(x, w, (1, 1), (1, 1), 1, pads, keep_cols=True)
+        # columns are kept only where the filter gradient will use them (32 x 64 > 1024)
+        assert (cols is None) == direct_filters
+        y_plain, cols_plain = kc.conv_forward(x, w, (1, 1), (1, 1), 1, pads)
+        assert cols_plain is None
+        np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs", [

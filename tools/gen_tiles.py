@@ -21,6 +21,8 @@ registers. ``kernels/direct.py`` documents the layouts and calls these.
 
 # ruff: noqa: E501, E701, E702
 
+import numpy as np
+
 from dojang.kernels.jit import kernel, prange
 '''
 
@@ -38,102 +40,102 @@ def _madds(acc, R: int, B: int, loop: str, w: str, xs: list[str], d: str) -> lis
     return L
 
 
-def forward(R: int, B: int) -> str:
-    """y[n, i, j + r, blk*B + t] for r < R, t < B (see direct.forward for the layouts)."""
+def _tile(R: int, B: int, d: str) -> list[str]:
+    """R output pixels from column j of row i x the B output channels of block blk."""
     acc = [[f"s{r}_{t}" for t in range(B)] for r in range(R)]
     xs = [f"x{r}" for r in range(R)]
-    L = ["@kernel(slp=True)",
-         f"def forward_r{R}b{B}(x, wt, y, zrow, sh, sw, dh, dw, ph, pw):",
-         f'    """{R} output pixels of a row x {B} output channels per tile."""',
-         "    n_, h_, c_ = x.shape[0], x.shape[1], zrow.shape[0]",
-         "    w_ = x.shape[2] // c_",
-         "    nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_",
-         "    oh_, ow_ = y.shape[1], y.shape[2]",
-         "    zero = zrow[0]",
-         "    for n in prange(n_):",
-         "        for i in range(oh_):",
-         f"            for j in range(0, ow_, {R}):",
-         "                # every tap of the tile's pixels inside the row, contiguous: the",
-         "                # (b, c) loops run as one over the row's KW*C values",
-         f"                inner = (dw == 1 and j * sw - pw >= 0"
-         f" and (j + {R - 1}) * sw + kw_ - 1 - pw < w_)",
-         "                for blk in range(nb):"]
-    d = " " * 20
-    for r in range(R):
-        L.append(d + " = ".join(acc[r]) + " = zero")
+    L = [d + " = ".join(acc[r]) + " = zero" for r in range(R)]
     L += [d + "for a in range(kh_):",
-          d + "    h = i * sh + a * dh - ph",
-          d + "    if h < 0 or h >= h_:",
-          d + "        continue",
-          d + "    xr = x[n, h]",
+          d + "    xr = xp[i * sh + a * dh]",
           d + "    wa = wt[blk, a]",
-          d + "    if inner:"]
+          d + "    for b in range(runs):",
+          d + "        wb = wa[b * run:]"]
     for r in range(R):
-        L.append(d + f"        x{r} = xr[((j + {r}) * sw - pw) * c_:]")
-    L += _madds(acc, R, B, "kw_ * c_", "wa", xs, d + "        ")
-    L += [d + "    else:  # a tap may fall in the zero padding: one kernel column at a time",
-          d + "        for b in range(kw_):",
-          d + "            wb = wa[b * c_:]"]
-    for r in range(R):
-        L += [d + f"            c = (j + {r}) * sw + b * dw - pw",
-              d + f"            x{r} = xr[c * c_:] if 0 <= c < w_ else zrow"]
-    L += _madds(acc, R, B, "c_", "wb", xs, d + "            ")
-    for r in range(R):
-        L += [d + f"if j + {r} < ow_:",
-              d + f"    yo = y[n, i, j + {r}, blk * {B}:]"]
+        L.append(d + f"        x{r} = xr[((j + {r}) * sw + b * dw) * c_:]")
+    L += _madds(acc, R, B, "run", "wb", xs, d + "        ")
+    for r in range(R):  # the last tile of a row may reach past it (into zero columns)
+        L += [d + f"if j + {r} < ow_:", d + f"    yo = y[n, i, j + {r}, blk * {B}:]"]
         for k in range(0, B, 8):
             L.append(d + "    " + "; ".join(f"yo[{t}] = {acc[r][t]}"
                                            for t in range(k, min(B, k + 8))))
+    return L
+
+
+def forward(R: int, B: int) -> str:
+    """y[n, i, j + r, blk*B + t] for r < R, t < B (see direct.forward for the layouts).
+
+    Each thread copies its samples, one at a time, into a zero-padded buffer, so that
+    every tile reads its taps without bounds checks (the buffer's width covers whole
+    tiles: the last tile of a row computes up to R - 1 outputs that it does not store)."""
+    L = ["@kernel(slp=True)",
+         f"def forward_r{R}b{B}(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):",
+         f'    """{R} output pixels of a row x {B} output channels per tile."""',
+         "    n_, h_, w_, c_ = x.shape",
+         "    nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_",
+         "    oh_, ow_ = y.shape[1], y.shape[2]",
+         "    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values",
+         "    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)",
+         "    # the part of the padded sample (hp x wp) that x fills (pads may be negative)",
+         "    h0, h1 = max(0, ph), min(hp, ph + h_)",
+         "    v0, v1 = max(0, pw), min(wp, pw + w_)",
+         "    for part in prange(chunks):",
+         "        xp = np.zeros((hp, wp * c_), x.dtype)  # its border stays zero",
+         "        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):",
+         "            for h in range(h0, h1):",
+         "                xs, xd = x[n, h - ph], xp[h]",
+         "                for col in range(v0, v1):",
+         "                    for c in range(c_):",
+         "                        xd[col * c_ + c] = xs[col - pw, c]",
+         "            for blk in range(nb):  # one block's filters stay in L1 for the sample",
+         "                for i in range(oh_):",
+         f"                    for j in range(0, ow_, {R}):"]
+    L += _tile(R, B, " " * 24)
     return "\n".join(L) + "\n"
 
 
 def filters(RC: int, B: int) -> str:
-    """part[g, a, b, cb, r, blk, t]: the sum over the samples of group g and the outputs
-    of x[tap (a, b) of the output, cb*RC + r] * gy[output, blk*B + t]."""
+    """part[g, a, b, c, o]: the sum over the samples of group g and the outputs of
+    x[tap (a, b) of the output, c] * gy[output, o] (see direct.filters)."""
     acc = [[f"s{r}_{t}" for t in range(B)] for r in range(RC)]
     L = ["@kernel(slp=True)",
-         f"def filters_r{RC}b{B}(x, gy, part, zero, sh, sw, dh, dw, ph, pw, group):",
-         f'    """{RC} input channels x {B} output channels per tile (see direct.filters)."""',
-         "    n_, h_, w_, ncb = x.shape[0], x.shape[1], x.shape[2], x.shape[3]",
-         "    oh_, ow_, nb = gy.shape[1], gy.shape[2], gy.shape[3]",
-         "    kh_, kw_ = part.shape[1], part.shape[2]",
-         "    for g in prange(part.shape[0]):",
-         "        n0 = g * group",
-         "        n1 = min(n_, n0 + group)",
-         "        for a in range(kh_):",
-         "            for b in range(kw_):",
-         "                # the outputs whose column tap b falls inside x: lo <= j < hi",
-         "                lo = 0",
-         "                while lo < ow_ and lo * sw + b * dw - pw < 0:",
-         "                    lo += 1",
-         "                hi = lo",
-         "                while hi < ow_ and hi * sw + b * dw - pw < w_:",
-         "                    hi += 1",
-         "                for cb in range(ncb):",
-         "                    for blk in range(nb):"]
-    d = " " * 24
+         f"def filters_r{RC}b{B}(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):",
+         f'    """{RC} input channels x {B} output channels per tile."""',
+         "    n_, h_, w_, c_ = x.shape",
+         "    oh_, ow_ = gy.shape[1], gy.shape[2]",
+         "    groups, kh_, kw_, nb = part.shape[0], part.shape[1], part.shape[2], gy.shape[3]",
+         "    h0, h1 = max(0, ph), min(hp, ph + h_)",
+         "    v0, v1 = max(0, pw), min(wp, pw + w_)",
+         "    for g in prange(groups):",
+         "        xp = np.zeros((hp, wp, c_), x.dtype)",
+         "        pg = part[g]",
+         "        pg[:] = zero",
+         "        for n in range(g * n_ // groups, (g + 1) * n_ // groups):",
+         "            xp[h0:h1, v0:v1] = x[n, h0 - ph:h1 - ph, v0 - pw:v1 - pw]",
+         "            # a band of output rows at a time: its gy and x rows stay in L1 while",
+         "            # every tile passes over them (a tile's sums are loaded once per band)",
+         "            for i0 in range(0, oh_, band):",
+         "                for a in range(kh_):",
+         "                    for b in range(kw_):",
+         f"                        for c0 in range(0, c_, {RC}):",
+         "                            for blk in range(nb):"]
+    d = " " * 32
     for r in range(RC):
-        L.append(d + " = ".join(acc[r]) + " = zero")
-    L += [d + "for n in range(n0, n1):",
-          d + "    for i in range(oh_):",
-          d + "        h = i * sh + a * dh - ph",
-          d + "        if h < 0 or h >= h_:",
-          d + "            continue",
-          d + "        xr = x[n, h]",
-          d + "        gr = gy[n, i]",
-          d + "        for j in range(lo, hi):",
-          d + "            xv = xr[j * sw + b * dw - pw, cb]",
-          d + "            gv = gr[j, blk]"]
-    L.append(d + "            " + "; ".join(f"g{t} = gv[{t}]" for t in range(B)))
-    for r in range(RC):
-        L.append(d + f"            v = xv[{r}]")
+        L.append(d + f"p{r} = pg[a, b, c0 + {r}, blk]")
         for k in range(0, B, 8):
-            L.append(d + "            " + "; ".join(f"{acc[r][t]} += v * g{t}"
-                                                   for t in range(k, min(B, k + 8))))
+            L.append(d + "; ".join(f"{acc[r][t]} = p{r}[{t}]" for t in range(k, min(B, k + 8))))
+    L += [d + "for i in range(i0, min(oh_, i0 + band)):",
+          d + "    xs = xp[i * sh + a * dh, b * dw::sw]  # the tap of each output column",
+          d + "    gs = gy[n, i]",
+          d + "    for j in range(ow_):",
+          d + "        " + "; ".join(f"g{t} = gs[j, blk, {t}]" for t in range(B))]
     for r in range(RC):
-        L.append(d + f"po = part[g, a, b, cb, {r}, blk]")
+        L.append(d + f"        v = xs[j, c0 + {r}]")
         for k in range(0, B, 8):
-            L.append(d + "; ".join(f"po[{t}] = {acc[r][t]}" for t in range(k, min(B, k + 8))))
+            L.append(d + "        " + "; ".join(f"{acc[r][t]} += v * g{t}"
+                                               for t in range(k, min(B, k + 8))))
+    for r in range(RC):
+        for k in range(0, B, 8):
+            L.append(d + "; ".join(f"p{r}[{t}] = {acc[r][t]}" for t in range(k, min(B, k + 8))))
     return "\n".join(L) + "\n"
 
 

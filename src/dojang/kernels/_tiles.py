@@ -7,66 +7,47 @@ registers. ``kernels/direct.py`` documents the layouts and calls these.
 
 # ruff: noqa: E501, E701, E702
 
+import numpy as np
+
 from dojang.kernels.jit import kernel, prange
 
 
 @kernel(slp=True)
-def forward_r4b16(x, wt, y, zrow, sh, sw, dh, dw, ph, pw):
+def forward_r4b16(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
     """4 output pixels of a row x 16 output channels per tile."""
-    n_, h_, c_ = x.shape[0], x.shape[1], zrow.shape[0]
-    w_ = x.shape[2] // c_
+    n_, h_, w_, c_ = x.shape
     nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_
     oh_, ow_ = y.shape[1], y.shape[2]
-    zero = zrow[0]
-    for n in prange(n_):
-        for i in range(oh_):
-            for j in range(0, ow_, 4):
-                # every tap of the tile's pixels inside the row, contiguous: the
-                # (b, c) loops run as one over the row's KW*C values
-                inner = (dw == 1 and j * sw - pw >= 0 and (j + 3) * sw + kw_ - 1 - pw < w_)
-                for blk in range(nb):
-                    s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = zero
-                    s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = zero
-                    s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = zero
-                    s3_0 = s3_1 = s3_2 = s3_3 = s3_4 = s3_5 = s3_6 = s3_7 = s3_8 = s3_9 = s3_10 = s3_11 = s3_12 = s3_13 = s3_14 = s3_15 = zero
-                    for a in range(kh_):
-                        h = i * sh + a * dh - ph
-                        if h < 0 or h >= h_:
-                            continue
-                        xr = x[n, h]
-                        wa = wt[blk, a]
-                        if inner:
-                            x0 = xr[((j + 0) * sw - pw) * c_:]
-                            x1 = xr[((j + 1) * sw - pw) * c_:]
-                            x2 = xr[((j + 2) * sw - pw) * c_:]
-                            x3 = xr[((j + 3) * sw - pw) * c_:]
-                            for q in range(kw_ * c_):
-                                wq = wa[q]
-                                w0 = wq[0]; w1 = wq[1]; w2 = wq[2]; w3 = wq[3]; w4 = wq[4]; w5 = wq[5]; w6 = wq[6]; w7 = wq[7]; w8 = wq[8]; w9 = wq[9]; w10 = wq[10]; w11 = wq[11]; w12 = wq[12]; w13 = wq[13]; w14 = wq[14]; w15 = wq[15]
-                                v = x0[q]
-                                s0_0 += v * w0; s0_1 += v * w1; s0_2 += v * w2; s0_3 += v * w3; s0_4 += v * w4; s0_5 += v * w5; s0_6 += v * w6; s0_7 += v * w7
-                                s0_8 += v * w8; s0_9 += v * w9; s0_10 += v * w10; s0_11 += v * w11; s0_12 += v * w12; s0_13 += v * w13; s0_14 += v * w14; s0_15 += v * w15
-                                v = x1[q]
-                                s1_0 += v * w0; s1_1 += v * w1; s1_2 += v * w2; s1_3 += v * w3; s1_4 += v * w4; s1_5 += v * w5; s1_6 += v * w6; s1_7 += v * w7
-                                s1_8 += v * w8; s1_9 += v * w9; s1_10 += v * w10; s1_11 += v * w11; s1_12 += v * w12; s1_13 += v * w13; s1_14 += v * w14; s1_15 += v * w15
-                                v = x2[q]
-                                s2_0 += v * w0; s2_1 += v * w1; s2_2 += v * w2; s2_3 += v * w3; s2_4 += v * w4; s2_5 += v * w5; s2_6 += v * w6; s2_7 += v * w7
-                                s2_8 += v * w8; s2_9 += v * w9; s2_10 += v * w10; s2_11 += v * w11; s2_12 += v * w12; s2_13 += v * w13; s2_14 += v * w14; s2_15 += v * w15
-                                v = x3[q]
-                                s3_0 += v * w0; s3_1 += v * w1; s3_2 += v * w2; s3_3 += v * w3; s3_4 += v * w4; s3_5 += v * w5; s3_6 += v * w6; s3_7 += v * w7
-                                s3_8 += v * w8; s3_9 += v * w9; s3_10 += v * w10; s3_11 += v * w11; s3_12 += v * w12; s3_13 += v * w13; s3_14 += v * w14; s3_15 += v * w15
-                        else:  # a tap may fall in the zero padding: one kernel column at a time
-                            for b in range(kw_):
-                                wb = wa[b * c_:]
-                                c = (j + 0) * sw + b * dw - pw
-                                x0 = xr[c * c_:] if 0 <= c < w_ else zrow
-                                c = (j + 1) * sw + b * dw - pw
-                                x1 = xr[c * c_:] if 0 <= c < w_ else zrow
-                                c = (j + 2) * sw + b * dw - pw
-                                x2 = xr[c * c_:] if 0 <= c < w_ else zrow
-                                c = (j + 3) * sw + b * dw - pw
-                                x3 = xr[c * c_:] if 0 <= c < w_ else zrow
-                                for q in range(c_):
+    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values
+    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)
+    # the part of the padded sample (hp x wp) that x fills (pads may be negative)
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for part in prange(chunks):
+        xp = np.zeros((hp, wp * c_), x.dtype)  # its border stays zero
+        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col * c_ + c] = xs[col - pw, c]
+            for blk in range(nb):  # one block's filters stay in L1 for the sample
+                for i in range(oh_):
+                    for j in range(0, ow_, 4):
+                        s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = zero
+                        s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = zero
+                        s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = zero
+                        s3_0 = s3_1 = s3_2 = s3_3 = s3_4 = s3_5 = s3_6 = s3_7 = s3_8 = s3_9 = s3_10 = s3_11 = s3_12 = s3_13 = s3_14 = s3_15 = zero
+                        for a in range(kh_):
+                            xr = xp[i * sh + a * dh]
+                            wa = wt[blk, a]
+                            for b in range(runs):
+                                wb = wa[b * run:]
+                                x0 = xr[((j + 0) * sw + b * dw) * c_:]
+                                x1 = xr[((j + 1) * sw + b * dw) * c_:]
+                                x2 = xr[((j + 2) * sw + b * dw) * c_:]
+                                x3 = xr[((j + 3) * sw + b * dw) * c_:]
+                                for q in range(run):
                                     wq = wb[q]
                                     w0 = wq[0]; w1 = wq[1]; w2 = wq[2]; w3 = wq[3]; w4 = wq[4]; w5 = wq[5]; w6 = wq[6]; w7 = wq[7]; w8 = wq[8]; w9 = wq[9]; w10 = wq[10]; w11 = wq[11]; w12 = wq[12]; w13 = wq[13]; w14 = wq[14]; w15 = wq[15]
                                     v = x0[q]
@@ -81,80 +62,79 @@ def forward_r4b16(x, wt, y, zrow, sh, sw, dh, dw, ph, pw):
                                     v = x3[q]
                                     s3_0 += v * w0; s3_1 += v * w1; s3_2 += v * w2; s3_3 += v * w3; s3_4 += v * w4; s3_5 += v * w5; s3_6 += v * w6; s3_7 += v * w7
                                     s3_8 += v * w8; s3_9 += v * w9; s3_10 += v * w10; s3_11 += v * w11; s3_12 += v * w12; s3_13 += v * w13; s3_14 += v * w14; s3_15 += v * w15
-                    if j + 0 < ow_:
-                        yo = y[n, i, j + 0, blk * 16:]
-                        yo[0] = s0_0; yo[1] = s0_1; yo[2] = s0_2; yo[3] = s0_3; yo[4] = s0_4; yo[5] = s0_5; yo[6] = s0_6; yo[7] = s0_7
-                        yo[8] = s0_8; yo[9] = s0_9; yo[10] = s0_10; yo[11] = s0_11; yo[12] = s0_12; yo[13] = s0_13; yo[14] = s0_14; yo[15] = s0_15
-                    if j + 1 < ow_:
-                        yo = y[n, i, j + 1, blk * 16:]
-                        yo[0] = s1_0; yo[1] = s1_1; yo[2] = s1_2; yo[3] = s1_3; yo[4] = s1_4; yo[5] = s1_5; yo[6] = s1_6; yo[7] = s1_7
-                        yo[8] = s1_8; yo[9] = s1_9; yo[10] = s1_10; yo[11] = s1_11; yo[12] = s1_12; yo[13] = s1_13; yo[14] = s1_14; yo[15] = s1_15
-                    if j + 2 < ow_:
-                        yo = y[n, i, j + 2, blk * 16:]
-                        yo[0] = s2_0; yo[1] = s2_1; yo[2] = s2_2; yo[3] = s2_3; yo[4] = s2_4; yo[5] = s2_5; yo[6] = s2_6; yo[7] = s2_7
-                        yo[8] = s2_8; yo[9] = s2_9; yo[10] = s2_10; yo[11] = s2_11; yo[12] = s2_12; yo[13] = s2_13; yo[14] = s2_14; yo[15] = s2_15
-                    if j + 3 < ow_:
-                        yo = y[n, i, j + 3, blk * 16:]
-                        yo[0] = s3_0; yo[1] = s3_1; yo[2] = s3_2; yo[3] = s3_3; yo[4] = s3_4; yo[5] = s3_5; yo[6] = s3_6; yo[7] = s3_7
-                        yo[8] = s3_8; yo[9] = s3_9; yo[10] = s3_10; yo[11] = s3_11; yo[12] = s3_12; yo[13] = s3_13; yo[14] = s3_14; yo[15] = s3_15
+                        if j + 0 < ow_:
+                            yo = y[n, i, j + 0, blk * 16:]
+                            yo[0] = s0_0; yo[1] = s0_1; yo[2] = s0_2; yo[3] = s0_3; yo[4] = s0_4; yo[5] = s0_5; yo[6] = s0_6; yo[7] = s0_7
+                            yo[8] = s0_8; yo[9] = s0_9; yo[10] = s0_10; yo[11] = s0_11; yo[12] = s0_12; yo[13] = s0_13; yo[14] = s0_14; yo[15] = s0_15
+                        if j + 1 < ow_:
+                            yo = y[n, i, j + 1, blk * 16:]
+                            yo[0] = s1_0; yo[1] = s1_1; yo[2] = s1_2; yo[3] = s1_3; yo[4] = s1_4; yo[5] = s1_5; yo[6] = s1_6; yo[7] = s1_7
+                            yo[8] = s1_8; yo[9] = s1_9; yo[10] = s1_10; yo[11] = s1_11; yo[12] = s1_12; yo[13] = s1_13; yo[14] = s1_14; yo[15] = s1_15
+                        if j + 2 < ow_:
+                            yo = y[n, i, j + 2, blk * 16:]
+                            yo[0] = s2_0; yo[1] = s2_1; yo[2] = s2_2; yo[3] = s2_3; yo[4] = s2_4; yo[5] = s2_5; yo[6] = s2_6; yo[7] = s2_7
+                            yo[8] = s2_8; yo[9] = s2_9; yo[10] = s2_10; yo[11] = s2_11; yo[12] = s2_12; yo[13] = s2_13; yo[14] = s2_14; yo[15] = s2_15
+                        if j + 3 < ow_:
+                            yo = y[n, i, j + 3, blk * 16:]
+                            yo[0] = s3_0; yo[1] = s3_1; yo[2] = s3_2; yo[3] = s3_3; yo[4] = s3_4; yo[5] = s3_5; yo[6] = s3_6; yo[7] = s3_7
+                            yo[8] = s3_8; yo[9] = s3_9; yo[10] = s3_10; yo[11] = s3_11; yo[12] = s3_12; yo[13] = s3_13; yo[14] = s3_14; yo[15] = s3_15
 
 
 @kernel(slp=True)
-def filters_r4b16(x, gy, part, zero, sh, sw, dh, dw, ph, pw, group):
-    """4 input channels x 16 output channels per tile (see direct.filters)."""
-    n_, h_, w_, ncb = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    oh_, ow_, nb = gy.shape[1], gy.shape[2], gy.shape[3]
-    kh_, kw_ = part.shape[1], part.shape[2]
-    for g in prange(part.shape[0]):
-        n0 = g * group
-        n1 = min(n_, n0 + group)
-        for a in range(kh_):
-            for b in range(kw_):
-                # the outputs whose column tap b falls inside x: lo <= j < hi
-                lo = 0
-                while lo < ow_ and lo * sw + b * dw - pw < 0:
-                    lo += 1
-                hi = lo
-                while hi < ow_ and hi * sw + b * dw - pw < w_:
-                    hi += 1
-                for cb in range(ncb):
-                    for blk in range(nb):
-                        s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = zero
-                        s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = zero
-                        s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = zero
-                        s3_0 = s3_1 = s3_2 = s3_3 = s3_4 = s3_5 = s3_6 = s3_7 = s3_8 = s3_9 = s3_10 = s3_11 = s3_12 = s3_13 = s3_14 = s3_15 = zero
-                        for n in range(n0, n1):
-                            for i in range(oh_):
-                                h = i * sh + a * dh - ph
-                                if h < 0 or h >= h_:
-                                    continue
-                                xr = x[n, h]
-                                gr = gy[n, i]
-                                for j in range(lo, hi):
-                                    xv = xr[j * sw + b * dw - pw, cb]
-                                    gv = gr[j, blk]
-                                    g0 = gv[0]; g1 = gv[1]; g2 = gv[2]; g3 = gv[3]; g4 = gv[4]; g5 = gv[5]; g6 = gv[6]; g7 = gv[7]; g8 = gv[8]; g9 = gv[9]; g10 = gv[10]; g11 = gv[11]; g12 = gv[12]; g13 = gv[13]; g14 = gv[14]; g15 = gv[15]
-                                    v = xv[0]
-                                    s0_0 += v * g0; s0_1 += v * g1; s0_2 += v * g2; s0_3 += v * g3; s0_4 += v * g4; s0_5 += v * g5; s0_6 += v * g6; s0_7 += v * g7
-                                    s0_8 += v * g8; s0_9 += v * g9; s0_10 += v * g10; s0_11 += v * g11; s0_12 += v * g12; s0_13 += v * g13; s0_14 += v * g14; s0_15 += v * g15
-                                    v = xv[1]
-                                    s1_0 += v * g0; s1_1 += v * g1; s1_2 += v * g2; s1_3 += v * g3; s1_4 += v * g4; s1_5 += v * g5; s1_6 += v * g6; s1_7 += v * g7
-                                    s1_8 += v * g8; s1_9 += v * g9; s1_10 += v * g10; s1_11 += v * g11; s1_12 += v * g12; s1_13 += v * g13; s1_14 += v * g14; s1_15 += v * g15
-                                    v = xv[2]
-                                    s2_0 += v * g0; s2_1 += v * g1; s2_2 += v * g2; s2_3 += v * g3; s2_4 += v * g4; s2_5 += v * g5; s2_6 += v * g6; s2_7 += v * g7
-                                    s2_8 += v * g8; s2_9 += v * g9; s2_10 += v * g10; s2_11 += v * g11; s2_12 += v * g12; s2_13 += v * g13; s2_14 += v * g14; s2_15 += v * g15
-                                    v = xv[3]
-                                    s3_0 += v * g0; s3_1 += v * g1; s3_2 += v * g2; s3_3 += v * g3; s3_4 += v * g4; s3_5 += v * g5; s3_6 += v * g6; s3_7 += v * g7
-                                    s3_8 += v * g8; s3_9 += v * g9; s3_10 += v * g10; s3_11 += v * g11; s3_12 += v * g12; s3_13 += v * g13; s3_14 += v * g14; s3_15 += v * g15
-                        po = part[g, a, b, cb, 0, blk]
-                        po[0] = s0_0; po[1] = s0_1; po[2] = s0_2; po[3] = s0_3; po[4] = s0_4; po[5] = s0_5; po[6] = s0_6; po[7] = s0_7
-                        po[8] = s0_8; po[9] = s0_9; po[10] = s0_10; po[11] = s0_11; po[12] = s0_12; po[13] = s0_13; po[14] = s0_14; po[15] = s0_15
-                        po = part[g, a, b, cb, 1, blk]
-                        po[0] = s1_0; po[1] = s1_1; po[2] = s1_2; po[3] = s1_3; po[4] = s1_4; po[5] = s1_5; po[6] = s1_6; po[7] = s1_7
-                        po[8] = s1_8; po[9] = s1_9; po[10] = s1_10; po[11] = s1_11; po[12] = s1_12; po[13] = s1_13; po[14] = s1_14; po[15] = s1_15
-                        po = part[g, a, b, cb, 2, blk]
-                        po[0] = s2_0; po[1] = s2_1; po[2] = s2_2; po[3] = s2_3; po[4] = s2_4; po[5] = s2_5; po[6] = s2_6; po[7] = s2_7
-                        po[8] = s2_8; po[9] = s2_9; po[10] = s2_10; po[11] = s2_11; po[12] = s2_12; po[13] = s2_13; po[14] = s2_14; po[15] = s2_15
-                        po = part[g, a, b, cb, 3, blk]
-                        po[0] = s3_0; po[1] = s3_1; po[2] = s3_2; po[3] = s3_3; po[4] = s3_4; po[5] = s3_5; po[6] = s3_6; po[7] = s3_7
-                        po[8] = s3_8; po[9] = s3_9; po[10] = s3_10; po[11] = s3_11; po[12] = s3_12; po[13] = s3_13; po[14] = s3_14; po[15] = s3_15
+def filters_r4b16(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):
+    """4 input channels x 16 output channels per tile."""
+    n_, h_, w_, c_ = x.shape
+    oh_, ow_ = gy.shape[1], gy.shape[2]
+    groups, kh_, kw_, nb = part.shape[0], part.shape[1], part.shape[2], gy.shape[3]
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for g in prange(groups):
+        xp = np.zeros((hp, wp, c_), x.dtype)
+        pg = part[g]
+        pg[:] = zero
+        for n in range(g * n_ // groups, (g + 1) * n_ // groups):
+            xp[h0:h1, v0:v1] = x[n, h0 - ph:h1 - ph, v0 - pw:v1 - pw]
+            # a band of output rows at a time: its gy and x rows stay in L1 while
+            # every tile passes over them (a tile's sums are loaded once per band)
+            for i0 in range(0, oh_, band):
+                for a in range(kh_):
+                    for b in range(kw_):
+                        for c0 in range(0, c_, 4):
+                            for blk in range(nb):
+                                p0 = pg[a, b, c0 + 0, blk]
+                                s0_0 = p0[0]; s0_1 = p0[1]; s0_2 = p0[2]; s0_3 = p0[3]; s0_4 = p0[4]; s0_5 = p0[5]; s0_6 = p0[6]; s0_7 = p0[7]
+                                s0_8 = p0[8]; s0_9 = p0[9]; s0_10 = p0[10]; s0_11 = p0[11]; s0_12 = p0[12]; s0_13 = p0[13]; s0_14 = p0[14]; s0_15 = p0[15]
+                                p1 = pg[a, b, c0 + 1, blk]
+                                s1_0 = p1[0]; s1_1 = p1[1]; s1_2 = p1[2]; s1_3 = p1[3]; s1_4 = p1[4]; s1_5 = p1[5]; s1_6 = p1[6]; s1_7 = p1[7]
+                                s1_8 = p1[8]; s1_9 = p1[9]; s1_10 = p1[10]; s1_11 = p1[11]; s1_12 = p1[12]; s1_13 = p1[13]; s1_14 = p1[14]; s1_15 = p1[15]
+                                p2 = pg[a, b, c0 + 2, blk]
+                                s2_0 = p2[0]; s2_1 = p2[1]; s2_2 = p2[2]; s2_3 = p2[3]; s2_4 = p2[4]; s2_5 = p2[5]; s2_6 = p2[6]; s2_7 = p2[7]
+                                s2_8 = p2[8]; s2_9 = p2[9]; s2_10 = p2[10]; s2_11 = p2[11]; s2_12 = p2[12]; s2_13 = p2[13]; s2_14 = p2[14]; s2_15 = p2[15]
+                                p3 = pg[a, b, c0 + 3, blk]
+                                s3_0 = p3[0]; s3_1 = p3[1]; s3_2 = p3[2]; s3_3 = p3[3]; s3_4 = p3[4]; s3_5 = p3[5]; s3_6 = p3[6]; s3_7 = p3[7]
+                                s3_8 = p3[8]; s3_9 = p3[9]; s3_10 = p3[10]; s3_11 = p3[11]; s3_12 = p3[12]; s3_13 = p3[13]; s3_14 = p3[14]; s3_15 = p3[15]
+                                for i in range(i0, min(oh_, i0 + band)):
+                                    xs = xp[i * sh + a * dh, b * dw::sw]  # the tap of each output column
+                                    gs = gy[n, i]
+                                    for j in range(ow_):
+                                        g0 = gs[j, blk, 0]; g1 = gs[j, blk, 1]; g2 = gs[j, blk, 2]; g3 = gs[j, blk, 3]; g4 = gs[j, blk, 4]; g5 = gs[j, blk, 5]; g6 = gs[j, blk, 6]; g7 = gs[j, blk, 7]; g8 = gs[j, blk, 8]; g9 = gs[j, blk, 9]; g10 = gs[j, blk, 10]; g11 = gs[j, blk, 11]; g12 = gs[j, blk, 12]; g13 = gs[j, blk, 13]; g14 = gs[j, blk, 14]; g15 = gs[j, blk, 15]
+                                        v = xs[j, c0 + 0]
+                                        s0_0 += v * g0; s0_1 += v * g1; s0_2 += v * g2; s0_3 += v * g3; s0_4 += v * g4; s0_5 += v * g5; s0_6 += v * g6; s0_7 += v * g7
+                                        s0_8 += v * g8; s0_9 += v * g9; s0_10 += v * g10; s0_11 += v * g11; s0_12 += v * g12; s0_13 += v * g13; s0_14 += v * g14; s0_15 += v * g15
+                                        v = xs[j, c0 + 1]
+                                        s1_0 += v * g0; s1_1 += v * g1; s1_2 += v * g2; s1_3 += v * g3; s1_4 += v * g4; s1_5 += v * g5; s1_6 += v * g6; s1_7 += v * g7
+                                        s1_8 += v * g8; s1_9 += v * g9; s1_10 += v * g10; s1_11 += v * g11; s1_12 += v * g12; s1_13 += v * g13; s1_14 += v * g14; s1_15 += v * g15
+                                        v = xs[j, c0 + 2]
+                                        s2_0 += v * g0; s2_1 += v * g1; s2_2 += v * g2; s2_3 += v * g3; s2_4 += v * g4; s2_5 += v * g5; s2_6 += v * g6; s2_7 += v * g7
+                                        s2_8 += v * g8; s2_9 += v * g9; s2_10 += v * g10; s2_11 += v * g11; s2_12 += v * g12; s2_13 += v * g13; s2_14 += v * g14; s2_15 += v * g15
+                                        v = xs[j, c0 + 3]
+                                        s3_0 += v * g0; s3_1 += v * g1; s3_2 += v * g2; s3_3 += v * g3; s3_4 += v * g4; s3_5 += v * g5; s3_6 += v * g6; s3_7 += v * g7
+                                        s3_8 += v * g8; s3_9 += v * g9; s3_10 += v * g10; s3_11 += v * g11; s3_12 += v * g12; s3_13 += v * g13; s3_14 += v * g14; s3_15 += v * g15
+                                p0[0] = s0_0; p0[1] = s0_1; p0[2] = s0_2; p0[3] = s0_3; p0[4] = s0_4; p0[5] = s0_5; p0[6] = s0_6; p0[7] = s0_7
+                                p0[8] = s0_8; p0[9] = s0_9; p0[10] = s0_10; p0[11] = s0_11; p0[12] = s0_12; p0[13] = s0_13; p0[14] = s0_14; p0[15] = s0_15
+                                p1[0] = s1_0; p1[1] = s1_1; p1[2] = s1_2; p1[3] = s1_3; p1[4] = s1_4; p1[5] = s1_5; p1[6] = s1_6; p1[7] = s1_7
+                                p1[8] = s1_8; p1[9] = s1_9; p1[10] = s1_10; p1[11] = s1_11; p1[12] = s1_12; p1[13] = s1_13; p1[14] = s1_14; p1[15] = s1_15
+                                p2[0] = s2_0; p2[1] = s2_1; p2[2] = s2_2; p2[3] = s2_3; p2[4] = s2_4; p2[5] = s2_5; p2[6] = s2_6; p2[7] = s2_7
+                                p2[8] = s2_8; p2[9] = s2_9; p2[10] = s2_10; p2[11] = s2_11; p2[12] = s2_12; p2[13] = s2_13; p2[14] = s2_14; p2[15] = s2_15
+                                p3[0] = s3_0; p3[1] = s3_1; p3[2] = s3_2; p3[3] = s3_3; p3[4] = s3_4; p3[5] = s3_5; p3[6] = s3_6; p3[7] = s3_7
+                                p3[8] = s3_8; p3[9] = s3_9; p3[10] = s3_10; p3[11] = s3_11; p3[12] = s3_12; p3[13] = s3_13; p3[14] = s3_14; p3[15] = s3_15

@@ -347,9 +347,6 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     if is_depthwise(x.shape[-1], groups):
         _depthwise_forward(x, w, y, strides, dilations, pads)
         return y, None
-    if direct.usable(x, w.shape, groups, w):  # few channels: no columns at all
-        direct.forward(x, w, y, strides, dilations, pads)
-        return y, None
     wg = _split_w(w, groups)
     kc = wg.shape[1]
     single = x.shape[-1] == 1
@@ -357,6 +354,13 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     keep_cols = (keep_cols and all(c[1] == chunks[0][1] for c in chunks)
                  and all(hi - lo == o for (lo, hi), o in zip(chunks[0][1], out, strict=True))
                  and groups * m_total * kc * x.dtype.itemsize <= get_im2col_budget())
+    # Few channels: a direct convolution, no columns at all; unless the columns would be
+    # kept for a filter gradient that needs them (one that the direct kernel does not
+    # take): then im2col's columns serve both passes.
+    if direct.usable(x, w.shape, groups, w) and not (
+            keep_cols and not direct.filters_usable(x, x, w.shape, groups)):
+        direct.forward(x, w, y, strides, dilations, pads)
+        return y, None
     if keep_cols:
         kept = _full_cols(_take_kept(xp, groups * m_total * kc, x.dtype), groups, m_total,
                           kc, single)

@@ -9,15 +9,20 @@ R output pixels x B output channels of partial sums in vector registers (the til
 16-channel 3x3 layer at batch 128 ran at 120-135 GFLOP/s alone against 40-60 for
 im2col + OpenBLAS (``bench/direct.py`` compares the two per layer shape).
 
-Layouts (channels-last as everywhere in ``kernels``; rank-1 convs run as height 1):
+Layouts (channels-last as everywhere in ``kernels``; rank-1 convs run as height 1).
+Both kernels copy each sample into a zero-padded per-thread buffer (its border written
+once), so that no tile tests for the edges of ``x``; negative pads crop.
 
 - ``forward``: ``y[n, i, j, o] = sum_{a, b, c} x[n, i*sh + a*dh - ph, j*sw + b*dw - pw, c]
-  * w[a, b, c, o]``, taps outside ``x`` read as 0. ``x`` goes in as (N, H, W*C) rows,
-  the filters packed as (C_out/B, KH, KW*C, B). Each thread computes whole samples, each
-  output one sum in (a, b, c) order: deterministic, whatever the thread count.
+  * w[a, b, c, o]``, taps outside ``x`` read as 0. The filters go in packed as
+  (C_out/B, KH, KW*C, B); for each block of B output channels a tile reads, per kernel
+  row, one run of KW*C contiguous taps of each pixel (dilation 1). Each thread computes
+  whole samples, each output one sum in (a, b, c) order: deterministic, whatever the
+  thread count.
 - ``filters``: the filter gradient ``sum over n, i, j of x[tap] * gy[n, i, j]``. Groups
   of samples (a number fixed by the batch size, not by the threads) are reduced by one
-  thread each, then the group sums are added in group order.
+  thread each, then the group sums are added in group order. Within a sample, the
+  output rows go in bands that stay in L1 while every tile passes over them.
 
 The stride-1 input gradient is ``forward`` on ``gy`` with flipped filters (see
 ``conv._full_correlation``). ``kernels.conv`` keeps im2col + GEMM where it is faster:
@@ -32,44 +37,48 @@ import numpy as np
 
 from dojang.kernels import _tiles, alloc, jit
 
-# A tile is R = 4 output pixels x B = 16 output channels (8 AVX2 registers of sums).
-# Its packed filters, KH*KW*C_in*B values, are re-read for every 4 outputs and should
-# stay in the 32 KiB L1 cache (measured: at 3x3x64 inputs, 36 KiB, the forward tile
-# fell from 135 to 83 GFLOP/s).
+# A forward tile is R = 4 output pixels x B = 16 output channels (8 AVX2 registers of
+# sums); a filter-gradient tile is RC = 4 input channels x B output channels.
 _B = 16
-_RC = 4  # input channels per filter-gradient tile
+_R = 4
+_RC = 4
+# The forward keeps one block of B output channels' filters (KH*KW*C_in*B values) in
+# cache while it passes over a sample; the filter gradient passes over bands of rows
+# whose x and gy fit in L1 (32 KiB per core here).
 _L1_BYTES = 24 * 1024
-_L2_BYTES = 256 * 1024  # half of a core's L2: one group of samples (see ``filters``)
+_MAX_BLOCK_BYTES = 64 * 1024
+_GROUPS = 16  # groups of samples the filter gradient sums separately (see ``filters``)
 
 # Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
-# GEMM (small N = C_out) is what makes OpenBLAS slow, so the direct forward takes
-# C_out <= 48 (at 64 the two measured even); with one input channel im2col has its own
-# fast path (direct measured 2-3x slower there). The filter gradient's GEMM is
-# (KK*C_in) x C_out: direct wins while C_in * C_out <= 512 (16 x 48: 0.89x; 32 x 64: 0.6x).
-_MAX_C_OUT = 48
-_MAX_FILTER_CC = 512
+# GEMM (small N = C_out) is what makes OpenBLAS slow. The direct forward measured
+# 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
+# channel im2col has its own fast path (direct measured 2-3x slower there). The filter
+# gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
+# (32 x 32: 1.07x; 64 x 64: 0.86x).
+_MAX_C_OUT = 64
+_MAX_FILTER_CC = 1024
 
 
 def _fits(w_shape, groups: int, x, *others) -> bool:
     """The conditions both kernels share: NumPy float32/64 arrays of one dtype with the
-    compiled kernels on, rank 1-2, one group, C_out a multiple of 16, and a tile's
-    filters inside the L1 budget."""
-    rank, c_in, c_out = len(w_shape) - 2, w_shape[-2], w_shape[-1]
-    return (rank <= 2 and groups == 1 and c_out % _B == 0
-            and jit.usable(x, *others) and all(a.dtype == x.dtype for a in others)
-            and math.prod(w_shape[:-2]) * c_in * _B * x.itemsize <= _L1_BYTES)
+    compiled kernels on, rank 1-2, one group, C_out a multiple of 16."""
+    return (len(w_shape) <= 4 and groups == 1 and w_shape[-1] % _B == 0
+            and jit.usable(x, *others) and all(a.dtype == x.dtype for a in others))
 
 
 def usable(x, w_shape, groups: int, w=None) -> bool:
     """True when ``forward`` takes a convolution of ``x`` with filters of ``w_shape`` (and
-    of ``w``'s dtype, if given): see ``_fits``, and 2 <= C_in, C_out <= 48."""
+    of ``w``'s dtype, if given): see ``_fits``, and 2 <= C_in, C_out <= 64, one block's
+    filters within 64 KiB."""
     others = () if w is None else (w,)
-    return 2 <= w_shape[-2] and w_shape[-1] <= _MAX_C_OUT and _fits(w_shape, groups, x, *others)
+    return (2 <= w_shape[-2] and w_shape[-1] <= _MAX_C_OUT
+            and math.prod(w_shape[:-1]) * _B * x.itemsize <= _MAX_BLOCK_BYTES
+            and _fits(w_shape, groups, x, *others))
 
 
 def filters_usable(x, gy, w_shape, groups: int) -> bool:
     """True when ``filters`` takes this filter gradient: see ``_fits``, and C_in a
-    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 512."""
+    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 1024."""
     c_in, c_out = w_shape[-2], w_shape[-1]
     return (c_in % _RC == 0 and c_in * c_out <= _MAX_FILTER_CC
             and _fits(w_shape, groups, x, gy))
@@ -88,6 +97,15 @@ def _geometry(kernel, strides, dilations, pads):
     return tuple(k), (s[0], s[1], d[0], d[1], p[0][0], p[1][0])
 
 
+def _padded(k2, out_shape, geometry, tile: int = 1):
+    """(rows, columns) of the zero-padded sample the kernels copy each input into: the
+    ones that the taps of the outputs (``out_shape``, as 2-d; each row rounded up to
+    whole tiles of ``tile`` outputs) reach."""
+    sh, sw, dh, dw = geometry[:4]
+    return ((out_shape[1] - 1) * sh + (k2[0] - 1) * dh + 1,
+            (-(-out_shape[2] // tile) * tile - 1) * sw + (k2[1] - 1) * dw + 1)
+
+
 def forward(x, w, y, strides, dilations, pads) -> None:
     """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` (N, *S, C) and ``w``
     (*K, C, C_out); ``pads`` are (before, after) zero paddings per spatial dim (only
@@ -96,24 +114,24 @@ def forward(x, w, y, strides, dilations, pads) -> None:
     k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // _B, _B)), -2, 0))
-    x2 = _as2d(np.ascontiguousarray(x))
-    _tiles.forward_r4b16(x2.reshape(x2.shape[:2] + (-1,)), wt.reshape(wt.shape[:2] + (-1, _B)),
-                         _as2d(y), np.zeros(c_in, x.dtype), *geometry)
+    x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
+    _tiles.forward_r4b16(x2, wt.reshape(wt.shape[:2] + (-1, _B)), y2, x.dtype.type(0),
+                         *geometry, *_padded(k2, y2.shape, geometry, _R),
+                         max(1, min(x.shape[0], jit.threads())))
 
 
 def filters(x, gy, w_shape, strides, dilations, pads):
     """The filter gradient (``w_shape``) of the correlation of ``x`` that gave ``gy``."""
     c_in, c_out = w_shape[-2], w_shape[-1]
     k2, geometry = _geometry(w_shape[:-2], strides, dilations, pads)
-    n = x.shape[0]
-    # Each group's x and gy are re-read once per tile, so they should stay in L2. The
-    # grouping follows from the shapes, not the thread count: deterministic sums.
-    per_sample = (math.prod(x.shape[1:]) + math.prod(gy.shape[1:])) * x.itemsize
-    group = max(1, min(n, _L2_BYTES // max(per_sample, 1)))
     x2, g2 = _as2d(np.ascontiguousarray(x)), _as2d(np.ascontiguousarray(gy))
-    part = alloc.empty((-(-n // group),) + k2 + (c_in // _RC, _RC, c_out // _B, _B),
-                       gy.dtype)
-    _tiles.filters_r4b16(x2.reshape(x2.shape[:3] + (c_in // _RC, _RC)),
-                         g2.reshape(g2.shape[:3] + (c_out // _B, _B)), part,
-                         x.dtype.type(0), *geometry, group)
+    hp, wp = _padded(k2, g2.shape, geometry)
+    # Each group of samples is summed by one thread, then the groups in order: the
+    # grouping follows from the batch size, not the thread count (deterministic sums).
+    part = alloc.empty((min(x.shape[0], _GROUPS),) + k2 + (c_in, c_out // _B, _B), gy.dtype)
+    # rows of gy per band: the band's gy and x rows should fit in L1
+    row = (g2.shape[2] * c_out + geometry[0] * wp * c_in) * x.itemsize
+    band = max(1, _L1_BYTES // row)
+    _tiles.filters_r4b16(x2, g2.reshape(g2.shape[:3] + (-1, _B)), part, x.dtype.type(0),
+                         *geometry, hp, wp, band)
     return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order

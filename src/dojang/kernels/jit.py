@@ -121,6 +121,12 @@ def _njit(fn, **options):
 _launch = threading.Lock()  # held while a parallel kernel runs
 
 
+def threads() -> int:
+    """The number of threads a parallel kernel runs on (numba's, 1 without numba)."""
+    numba = _load()
+    return numba.get_num_threads() if numba else 1
+
+
 class _Lazy:
     """A Python function compiled by ``numba.njit`` on its first call.
 
