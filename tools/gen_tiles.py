@@ -61,6 +61,22 @@ def _tile(R: int, B: int, d: str) -> list[str]:
     return L
 
 
+# Both kernels copy each sample into a zero-padded per-thread buffer ``xp`` (hp rows,
+# wp columns), whose border stays zero: rows h0:h1, columns v0:v1 come from x (pads may
+# be negative: cropping). Loops, not a slice assignment: measured 7-20% faster.
+_PADDED = ["    h0, h1 = max(0, ph), min(hp, ph + h_)",
+           "    v0, v1 = max(0, pw), min(wp, pw + w_)"]
+
+
+def _copy(index: str) -> list[str]:
+    """Sample n into xp; ``index``: where (col, c) goes in a row of xp."""
+    return ["            for h in range(h0, h1):",
+            "                xs, xd = x[n, h - ph], xp[h]",
+            "                for col in range(v0, v1):",
+            "                    for c in range(c_):",
+            f"                        xd[{index}] = xs[col - pw, c]"]
+
+
 def forward(R: int, B: int) -> str:
     """y[n, i, j + r, blk*B + t] for r < R, t < B (see direct.forward for the layouts).
 
@@ -75,17 +91,11 @@ def forward(R: int, B: int) -> str:
          "    oh_, ow_ = y.shape[1], y.shape[2]",
          "    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values",
          "    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)",
-         "    # the part of the padded sample (hp x wp) that x fills (pads may be negative)",
-         "    h0, h1 = max(0, ph), min(hp, ph + h_)",
-         "    v0, v1 = max(0, pw), min(wp, pw + w_)",
+         *_PADDED,
          "    for part in prange(chunks):",
-         "        xp = np.zeros((hp, wp * c_), x.dtype)  # its border stays zero",
+         "        xp = np.zeros((hp, wp * c_), x.dtype)  # rows of (column, channel) values",
          "        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):",
-         "            for h in range(h0, h1):",
-         "                xs, xd = x[n, h - ph], xp[h]",
-         "                for col in range(v0, v1):",
-         "                    for c in range(c_):",
-         "                        xd[col * c_ + c] = xs[col - pw, c]",
+         *_copy("col * c_ + c"),
          "            for blk in range(nb):  # one block's filters stay in L1 for the sample",
          "                for i in range(oh_):",
          f"                    for j in range(0, ow_, {R}):"]
@@ -103,14 +113,13 @@ def filters(RC: int, B: int) -> str:
          "    n_, h_, w_, c_ = x.shape",
          "    oh_, ow_ = gy.shape[1], gy.shape[2]",
          "    groups, kh_, kw_, nb = part.shape[0], part.shape[1], part.shape[2], gy.shape[3]",
-         "    h0, h1 = max(0, ph), min(hp, ph + h_)",
-         "    v0, v1 = max(0, pw), min(wp, pw + w_)",
+         *_PADDED,
          "    for g in prange(groups):",
          "        xp = np.zeros((hp, wp, c_), x.dtype)",
          "        pg = part[g]",
          "        pg[:] = zero",
          "        for n in range(g * n_ // groups, (g + 1) * n_ // groups):",
-         "            xp[h0:h1, v0:v1] = x[n, h0 - ph:h1 - ph, v0 - pw:v1 - pw]",
+         *_copy("col, c"),
          "            # a band of output rows at a time: its gy and x rows stay in L1 while",
          "            # every tile passes over them (a tile's sums are loaded once per band)",
          "            for i0 in range(0, oh_, band):",

@@ -20,11 +20,10 @@ def forward_r4b16(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
     oh_, ow_ = y.shape[1], y.shape[2]
     # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values
     runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)
-    # the part of the padded sample (hp x wp) that x fills (pads may be negative)
     h0, h1 = max(0, ph), min(hp, ph + h_)
     v0, v1 = max(0, pw), min(wp, pw + w_)
     for part in prange(chunks):
-        xp = np.zeros((hp, wp * c_), x.dtype)  # its border stays zero
+        xp = np.zeros((hp, wp * c_), x.dtype)  # rows of (column, channel) values
         for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):
             for h in range(h0, h1):
                 xs, xd = x[n, h - ph], xp[h]
@@ -93,7 +92,11 @@ def filters_r4b16(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):
         pg = part[g]
         pg[:] = zero
         for n in range(g * n_ // groups, (g + 1) * n_ // groups):
-            xp[h0:h1, v0:v1] = x[n, h0 - ph:h1 - ph, v0 - pw:v1 - pw]
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col, c] = xs[col - pw, c]
             # a band of output rows at a time: its gy and x rows stay in L1 while
             # every tile passes over them (a tile's sums are loaded once per band)
             for i0 in range(0, oh_, band):

@@ -5,9 +5,10 @@ thin (ResNet-20's first stage: M = 131,072 rows, K = 144, N = 16), and OpenBLAS 
 such shapes at a third of its square-GEMM speed, after im2col has written and read a
 75 MB column matrix. Here the taps are read straight from ``x`` and each tile keeps
 R output pixels x B output channels of partial sums in vector registers (the tiles,
-``kernels._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine a
-16-channel 3x3 layer at batch 128 ran at 120-135 GFLOP/s alone against 40-60 for
-im2col + OpenBLAS (``bench/direct.py`` compares the two per layer shape).
+``kernels._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine the
+forward of 3x3 layers at batch 128 ran at 130 (16 channels, 32x32) to 160 GFLOP/s
+(32-64 channels) alone, against 45-65 and 95-125 for im2col + OpenBLAS; the filter
+gradient at 105-125 (``bench/direct.py`` compares the two paths per layer shape).
 
 Layouts (channels-last as everywhere in ``kernels``; rank-1 convs run as height 1).
 Both kernels copy each sample into a zero-padded per-thread buffer (its border written
