@@ -27,23 +27,24 @@ from dojang.kernels.jit import kernel, prange
 '''
 
 
-def _madds(acc, R: int, B: int, loop: str, w: str, xs: list[str], d: str) -> list[str]:
-    """The innermost loop: for q in ``loop``, acc[r][t] += xs[r][q] * w[q, t]."""
-    L = [d + f"for q in range({loop}):",
-         d + f"    wq = {w}[q]",
-         d + "    " + "; ".join(f"w{t} = wq[{t}]" for t in range(B))]
-    for r in range(R):
-        L.append(d + f"    v = {xs[r]}[q]")
-        for k in range(0, B, 8):
-            L.append(d + "    " + "; ".join(f"{acc[r][t]} += v * w{t}"
-                                           for t in range(k, min(B, k + 8))))
+def _rows(B: int, stmt) -> list[str]:
+    """``stmt(t)`` for t < B, eight statements to a line."""
+    return ["; ".join(stmt(t) for t in range(k, min(B, k + 8))) for k in range(0, B, 8)]
+
+
+def _madds(acc, B: int, name: str, load, value, d: str) -> list[str]:
+    """One step of a tile's reduction: ``{name}t = load(t)`` for the B channels, then for
+    each row r of ``acc``: ``v = value(r)`` and acc[r][t] += v * {name}t."""
+    L = [d + "; ".join(f"{name}{t} = {load(t)}" for t in range(B))]
+    for r, sums in enumerate(acc):
+        L.append(d + f"v = {value(r)}")
+        L += [d + line for line in _rows(B, lambda t, sums=sums: f"{sums[t]} += v * {name}{t}")]
     return L
 
 
 def _tile(R: int, B: int, d: str) -> list[str]:
     """R output pixels from column j of row i x the B output channels of block blk."""
     acc = [[f"s{r}_{t}" for t in range(B)] for r in range(R)]
-    xs = [f"x{r}" for r in range(R)]
     L = [d + " = ".join(acc[r]) + " = zero" for r in range(R)]
     L += [d + "for a in range(kh_):",
           d + "    xr = xp[i * sh + a * dh]",
@@ -52,12 +53,11 @@ def _tile(R: int, B: int, d: str) -> list[str]:
           d + "        wb = wa[b * run:]"]
     for r in range(R):
         L.append(d + f"        x{r} = xr[((j + {r}) * sw + b * dw) * c_:]")
-    L += _madds(acc, R, B, "run", "wb", xs, d + "        ")
+    L += [d + "        for q in range(run):", d + "            wq = wb[q]"]
+    L += _madds(acc, B, "w", lambda t: f"wq[{t}]", lambda r: f"x{r}[q]", d + " " * 12)
     for r in range(R):  # the last tile of a row may reach past it (into zero columns)
         L += [d + f"if j + {r} < ow_:", d + f"    yo = y[n, i, j + {r}, blk * {B}:]"]
-        for k in range(0, B, 8):
-            L.append(d + "    " + "; ".join(f"yo[{t}] = {acc[r][t]}"
-                                           for t in range(k, min(B, k + 8))))
+        L += [d + "    " + line for line in _rows(B, lambda t, r=r: f"yo[{t}] = {acc[r][t]}")]
     return L
 
 
@@ -130,21 +130,15 @@ def filters(RC: int, B: int) -> str:
     d = " " * 32
     for r in range(RC):
         L.append(d + f"p{r} = pg[a, b, c0 + {r}, blk]")
-        for k in range(0, B, 8):
-            L.append(d + "; ".join(f"{acc[r][t]} = p{r}[{t}]" for t in range(k, min(B, k + 8))))
+        L += [d + line for line in _rows(B, lambda t, r=r: f"{acc[r][t]} = p{r}[{t}]")]
     L += [d + "for i in range(i0, min(oh_, i0 + band)):",
           d + "    xs = xp[i * sh + a * dh, b * dw::sw]  # the tap of each output column",
           d + "    gs = gy[n, i]",
-          d + "    for j in range(ow_):",
-          d + "        " + "; ".join(f"g{t} = gs[j, blk, {t}]" for t in range(B))]
+          d + "    for j in range(ow_):"]
+    L += _madds(acc, B, "g", lambda t: f"gs[j, blk, {t}]", lambda r: f"xs[j, c0 + {r}]",
+                d + " " * 8)
     for r in range(RC):
-        L.append(d + f"        v = xs[j, c0 + {r}]")
-        for k in range(0, B, 8):
-            L.append(d + "        " + "; ".join(f"{acc[r][t]} += v * g{t}"
-                                               for t in range(k, min(B, k + 8))))
-    for r in range(RC):
-        for k in range(0, B, 8):
-            L.append(d + "; ".join(f"p{r}[{t}] = {acc[r][t]}" for t in range(k, min(B, k + 8))))
+        L += [d + line for line in _rows(B, lambda t, r=r: f"p{r}[{t}] = {acc[r][t]}")]
     return "\n".join(L) + "\n"
 
 
