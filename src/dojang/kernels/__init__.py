@@ -29,11 +29,9 @@ The ops call ``dispatch(op, *args)`` only. Importing this package registers ever
 variant; numba itself is imported when a compiled kernel is first wanted.
 """
 
-# importing the concept packages registers their variants
-from dojang.kernels import activation, batchnorm, conv, optim, pool, registry
-
-# ``kernels.plan`` is the function (the module stays importable as ``dojang.kernels.plan``)
-from dojang.kernels.plan import plan
+# importing the concept packages registers their variants; ``plan`` is the planner
+# module, callable as ``dj.kernels.plan(layer, input_shape)``
+from dojang.kernels import activation, batchnorm, conv, optim, plan, pool, registry
 from dojang.kernels.registry import dispatch, register, variants
 
 __all__ = ["activation", "batchnorm", "conv", "dispatch", "optim", "plan", "pool", "register",

@@ -16,7 +16,8 @@ For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it dec
 
 The rules here are also the ``usable`` rules of the compiled variants in
 ``dojang.kernels.registry`` (so what runs and what the plan says cannot drift apart), and
-``plan(layer, input_shape)`` prints them for a layer:
+``plan(layer, input_shape)`` prints them for a layer (the module itself is callable as
+``dj.kernels.plan(layer, input_shape)``):
 
 Example:
     >>> import dojang as dj
@@ -29,6 +30,8 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -258,9 +261,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     if path == "correlation":
         flipped = w.shape[:rank] + (c_out, w.shape[-2])
         path += " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)"
-    reasons.append(f"input gradient: {path}" + (
-        " (stride 1)" if path.startswith("correlation") else
-        "" if path == "depthwise" else " (strided, or widening with the compiled col2im)"))
+    if path == "col2im":
+        why = ("stride > 1" if any(s > 1 for s in strides) else
+               f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
+               "correlation's wider columns")
+        reasons.append(f"input gradient: col2im ({why})")
+    elif path != "depthwise":
+        reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
         filters = "depthwise"
     elif keep:
@@ -320,3 +327,14 @@ def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
     relu = getattr(layer.activation, "__name__", "") == "relu"
     return conv_plan(x, w, layer.strides, layer.dilation_rate, groups,
                      layer._pads(spatial), training, layer.use_bias, relu)
+
+
+class _PlanModule(types.ModuleType):
+    """This module, callable: ``dj.kernels.plan(layer, input_shape)`` is ``plan(...)``,
+    while ``from dojang.kernels import plan`` still gives the module and its rules."""
+
+    def __call__(self, layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
+        return plan(layer, input_shape, training, dtype)
+
+
+sys.modules[__name__].__class__ = _PlanModule
