@@ -123,7 +123,7 @@ def _backends():
 
 
 def _reference(op: str, backend: str) -> Variant:
-    for v in _table.get((op, backend), ()) + _table.get((op, "numpy"), []):
+    for v in _table.get((op, backend), []) + _table.get((op, "numpy"), []):
         if v.name == REFERENCE:
             return v
     raise KeyError(f"Expected a registered kernel op. Received: op={op!r} "
