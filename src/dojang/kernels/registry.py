@@ -56,10 +56,6 @@ class Variant:
     usable: Callable | None
     priority: int
 
-    def takes(self, *args, **kwargs) -> bool:
-        """True when this variant's rule takes these arguments."""
-        return self.usable is None or bool(self.usable(*args, **kwargs))
-
 
 _table: dict[tuple[str, str], list[Variant]] = {}
 
@@ -80,11 +76,12 @@ def register(op: str, backend: str = "numpy", variant: str = REFERENCE, usable=N
     Raises:
         ValueError: ``(op, backend, variant)`` is registered already.
 
-    Example:
-        >>> from dojang.kernels.registry import register
-        >>> @register("example.double")
-        ... def double(x):
-        ...     return 2 * x
+    Example (a compiled variant of ``"relu"`` for the ``"cupy"`` backend would read)::
+
+        @register("relu", backend="cupy", variant="cuda", priority=1,
+                  usable=lambda x: x.dtype.kind == "f")
+        def relu(x):
+            ...
     """
 
     def add(fn):
@@ -122,14 +119,6 @@ def _backends():
     return backends
 
 
-def _reference(op: str, backend: str) -> Variant:
-    for v in _table.get((op, backend), []) + _table.get((op, "numpy"), []):
-        if v.name == REFERENCE:
-            return v
-    raise KeyError(f"Expected a registered kernel op. Received: op={op!r} "
-                   f"(known: {sorted({o for o, _ in _table})})")
-
-
 def select(op: str, *args, **kwargs) -> Variant:
     """The variant ``dispatch`` would call with these arguments (see the module docstring).
 
@@ -137,14 +126,21 @@ def select(op: str, *args, **kwargs) -> Variant:
         KeyError: ``op`` is not registered.
     """
     backend = _backend(args)
+    entries = _table.get((op, backend)) or _table.get((op, "numpy"))
+    if entries is None:
+        raise KeyError(f"Expected a registered kernel op. Received: op={op!r} "
+                       f"(known: {ops()})")
     forced = settings.get_kernel_variant()
     if forced != REFERENCE:
-        for v in _table.get((op, backend), ()):
+        for v in entries:
             if v.name == REFERENCE:
-                break
-            if (forced is None or v.name == forced) and v.takes(*args, **kwargs):
                 return v
-    return _reference(op, backend)
+            if (forced is None or v.name == forced) and (
+                    v.usable is None or v.usable(*args, **kwargs)):
+                return v
+    if entries[-1].name == REFERENCE:
+        return entries[-1]
+    return _table[(op, "numpy")][-1]  # another backend without a reference of its own
 
 
 def dispatch(op: str, *args, **kwargs):
