@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from dojang import ops
 from dojang import functional as F
+from dojang import ops
 from dojang.layers._args import (
     check_bool,
     resolve_activation,
