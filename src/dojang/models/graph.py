@@ -186,7 +186,8 @@ def _weights(layer) -> list:
 
 
 # ------------------------------------------------------------------ subclassed models
-def _all_layers(model) -> list:
+def all_layers(model) -> list:
+    """``model`` and every layer below it (sublayers, nested models' layers), depth first."""
     out, stack = [], [model]
     while stack:
         layer = stack.pop()
@@ -229,7 +230,7 @@ def trace(model) -> tuple[list[KerasTensor], list[KerasTensor]]:
     inputs = [InputLayer(tuple(s[1:]), name=f"{model.name}_input" + (f"_{i}" if multi else ""),
                          dtype=model.dtype).output for i, s in enumerate(shapes)]
     before = {id(layer): len(layer.__dict__.get("_inbound_nodes", []))
-              for layer in _all_layers(model)}
+              for layer in all_layers(model)}
     kwargs = {"training": False} if _takes_training(type(model)) else {}
     try:
         with no_grad():
@@ -247,5 +248,5 @@ def trace(model) -> tuple[list[KerasTensor], list[KerasTensor]]:
 
 
 def _new_nodes(model, before: dict) -> list:
-    return [n for layer in _all_layers(model)
+    return [n for layer in all_layers(model)
             for n in layer.__dict__.get("_inbound_nodes", [])[before.get(id(layer), 0):]]

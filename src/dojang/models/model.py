@@ -11,11 +11,10 @@ Three ways to make one, as in Keras:
 
 from __future__ import annotations
 
-import inspect
-
-from dojang.layers.base import REGISTRY, Layer
+from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
+from dojang.layers.serialization import deserialize_layer
 from dojang.models import graph
 from dojang.models.training import Trainer
 
@@ -261,13 +260,14 @@ class Functional(Model):
         counts: dict[str, int] = {}
         ids: dict[int, list] = {}
         nodes = []
-        for t in self._order:
-            name = t.node.layer.name
-            ids[id(t)] = [name, counts.get(name, 0)]
+        for node in graph.walk(self):
+            name = node.layer.name
+            for t in node.outputs:
+                ids[id(t)] = [name, counts.get(name, 0)]
             counts[name] = counts.get(name, 0) + 1
-            if not isinstance(t.node.layer, InputLayer):
-                nodes.append({"layer": name, "args": [ids[id(i)] for i in t.node.inputs],
-                              "multi": t.node.multi_input})
+            if not isinstance(node.layer, InputLayer):
+                nodes.append({"layer": name, "args": [ids[id(i)] for i in node.inputs],
+                              "multi": node.multi_input})
         return {"name": self.name, "trainable": self.trainable,
                 "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
                            for layer in self._sublayers()],
@@ -299,32 +299,6 @@ class Functional(Model):
         return cls(inputs if config["multi_input"] else inputs[0],
                    outputs if config["multi_output"] else outputs[0],
                    name=config["name"], trainable=config.get("trainable", True))
-
-
-def deserialize_layer(entry: dict, custom_objects: dict | None = None) -> Layer:
-    """Make a layer from ``{"class_name", "config"}``, looking the class up by name only.
-
-    Only dojang's own classes (and those passed in ``custom_objects``) can be made, so
-    a model file can never name arbitrary code.
-
-    Raises:
-        ValueError: for an unknown class name or a config the class rejects.
-    """
-    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) \
-            or not isinstance(entry.get("config"), dict):
-        raise ValueError(f"layer entry must be {{'class_name': str, 'config': dict}}. "
-                         f"Received: {str(entry)[:200]}")
-    name = entry["class_name"]
-    cls = (custom_objects or {}).get(name) or REGISTRY.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects= if it is "
-                         f"your own")
-    try:
-        if "custom_objects" in inspect.signature(cls.from_config).parameters:
-            return cls.from_config(entry["config"], custom_objects)
-        return cls.from_config(entry["config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot rebuild layer {name!r} from its config: {e}") from None
 
 
 __all__ = ["Functional", "Model", "deserialize_layer"]
