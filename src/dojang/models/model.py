@@ -85,18 +85,12 @@ class Model(Trainer, Layer):
                 return_string: bool = False):
         """Print (or return) a Keras-style table with MACs and receptive fields.
 
-        Args:
-            line_length: minimum total width of the table.
-            print_fn: function called with the text (default ``print``).
-            return_string: return the text instead of printing it.
+        See ``dojang.models.summary.summary``.
         """
-        from dojang.models.summary import summary_text
+        from dojang.models.summary import summary
 
-        text = summary_text(self, line_length=line_length)
-        if return_string:
-            return text
-        (print_fn or print)(text)
-        return None
+        return summary(self, line_length=line_length, print_fn=print_fn,
+                       return_string=return_string)
 
     def save(self, path) -> None:
         """Write the model to one ``.dojang`` file, atomically (see ``dojang.models.saving``)."""

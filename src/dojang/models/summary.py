@@ -1,4 +1,4 @@
-"""``summary_text(model)``: Keras's summary table plus MACs and receptive fields.
+"""``summary(model)``, ``summary_text(model)``: Keras's table plus MACs and receptive fields.
 
 A pure function of the model over ``graph.walk(model)``: one row per layer call, with the
 call's symbolic shapes, the layer's parameter count, ``compute_macs`` and
@@ -194,3 +194,23 @@ def summary_text(model, line_length: int | None = None) -> str:
             f"MACs per example: {total_macs:,}",
             "_" * total]
     return "\n".join(out)
+
+
+def summary(model, line_length: int | None = None, print_fn=None,
+            return_string: bool = False):
+    """Print (or return) the summary table of ``model`` (``model.summary()`` calls this).
+
+    Args:
+        model: a ``Sequential``, functional or subclassed model.
+        line_length: minimum total width of the table.
+        print_fn: function called with the text (default ``print``).
+        return_string: return the text instead of printing it.
+
+    Returns:
+        The text when ``return_string``, else None.
+    """
+    text = summary_text(model, line_length=line_length)
+    if return_string:
+        return text
+    (print_fn or print)(text)
+    return None
