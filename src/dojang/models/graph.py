@@ -23,10 +23,9 @@ The contract (stable; other modules build on it):
     ``"conv2d/kernel"``). ``multi_input`` says whether the layer took a list.
 
 Order
-    Topological: every node comes after the nodes producing its inputs; among
-    independent branches, the order of the outputs and then of each call's inputs.
-    Each model input appears as the node of its ``InputLayer`` (no inputs, one output),
-    so the first nodes are the inputs' in ``model_inputs`` order when every input is used.
+    The nodes of the model inputs' ``InputLayer`` (no inputs, one output) come first, in
+    ``model_inputs`` order (an unused input too); then every node after the nodes producing
+    its inputs, depth first from the outputs in order, each call's inputs in order.
 
 Nesting
     A model used as a layer inside another model is KEPT as one node (its ``layer`` is the
@@ -147,10 +146,8 @@ def walk(model) -> list[GraphNode]:
         [('fc', (None, 2))]
     """
     inputs, outputs = model._graph_io()
-    ordered = topological(list(outputs))
-    used = {id(t) for t in ordered}
-    # Inputs the outputs do not depend on still appear (first), as model inputs.
-    ordered = [t for t in inputs if id(t) not in used] + ordered
+    first = {id(t) for t in inputs}
+    ordered = list(inputs) + [t for t in topological(list(outputs)) if id(t) not in first]
     nodes, seen = [], set()
     for t in ordered:
         node = t.node
