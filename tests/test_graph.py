@@ -134,11 +134,13 @@ def test_multi_output_predict_returns_a_list():
         np.testing.assert_allclose(o, d.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_keras_book_feature_maps_idiom_shares_the_weights():
+@pytest.mark.parametrize("start", ["input_shape", "Input"])
+def test_keras_book_feature_maps_idiom_shares_the_weights(start):
     # Keras book: activation_model = keras.Model(model.input, model.layers[0].output)
-    model = dj.Sequential([
-        L.Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1)),
-        L.MaxPooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
+    first = ([dj.Input((28, 28, 1)), L.Conv2D(8, 3, activation="relu")] if start == "Input"
+             else [L.Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1))])
+    model = dj.Sequential(first + [L.MaxPooling2D(2), L.Flatten(),
+                                   L.Dense(10, activation="softmax")])
     images = np.random.default_rng(1).random((3, 28, 28, 1)).astype(np.float32)
     features = dj.Model(model.input, model.layers[0].output)
     kernel, bias = model.layers[0].get_weights()
