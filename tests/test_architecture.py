@@ -21,9 +21,11 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "dojang"
 
 LAYERS = [
-    # ground floor: array module and devices, plain validation and file helpers
-    ("version", "backend", "backends", "validation", "fileio", "registry"),
-    ("config", "settings", "random"),  # every knob, context variables, seeded generators
+    # ground floor: array module and devices, every knob and context variable, seeded
+    # generators, plain validation and file helpers (backends read thread settings, the
+    # settings name devices: one floor, kept free of cycles by the cycle test)
+    ("version", "backend", "backends", "config", "settings", "random", "validation", "fileio",
+     "registry"),
     ("shapes",),  # geometry: pure ints
     ("autograd",),  # Tensor, Function, backward
     ("kernels",),  # pure array math
