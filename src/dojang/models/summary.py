@@ -109,18 +109,41 @@ def _shape_text(shapes) -> str:
     return ", ".join(format_shape(s) for s in shapes)
 
 
+def receptive_fields(model) -> list[tuple]:
+    """``(node, rf)`` for each node of ``graph.walk(model)``: what one output unit sees.
+
+    ``rf`` is a ``shapes.ReceptiveField`` (size, jump, start per spatial axis) over the
+    model's input, or a marker string: ``"-"`` (no spatial axes), ``"global"`` (the whole
+    input), ``"?"`` (unknown). Branches merge by the largest size and jump.
+
+    Raises:
+        ValueError: as ``graph.walk``.
+
+    Example:
+        >>> import dojang as dj
+        >>> m = dj.Sequential([dj.layers.Conv2D(1, 3, input_shape=(9, 9, 1)),
+        ...                    dj.layers.MaxPooling2D(2), dj.layers.Conv2D(1, 3)])
+        >>> [rf.size for _, rf in receptive_fields(m)]
+        [(1, 1), (3, 3), (4, 4), (8, 8)]
+    """
+    rfs, out = {}, []
+    for node in graph.walk(model):
+        rf = _node_rf(node, rfs)
+        rfs.update((id(t), rf) for t in node.outputs)
+        out.append((node, rf))
+    return out
+
+
 def _rows(model):
     """One row per layer call: name, output shape, params, MACs, RF, inbound names."""
     try:
-        nodes = graph.walk(model)
+        nodes = receptive_fields(model)
     except ValueError:  # not built yet, or a subclassed call that cannot be traced
         return _unconnected_rows(model)
     functional = graph.kind(model) == "functional"
-    rows, rfs, total_macs = [], {}, 0
-    for node in nodes:
+    rows, total_macs = [], 0
+    for node, rf in nodes:
         layer = node.layer
-        rf = _node_rf(node, rfs)
-        rfs.update((id(t), rf) for t in node.outputs)
         out_shapes = [t.shape for t in node.outputs]
         if isinstance(layer, InputLayer):
             if not functional:
