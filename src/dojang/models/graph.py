@@ -236,7 +236,7 @@ def trace(model) -> tuple[list[KerasTensor], list[KerasTensor]]:
         bad = [o for o in outputs if not isinstance(o, KerasTensor)]
         if bad:
             raise TypeError(f"call returned {type(bad[0]).__name__}, not a layer's output")
-    except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
+    except Exception as e:  # any failure of the user's call on symbolic tensors means the same
         forget_nodes(_new_nodes(model, before))
         raise ValueError(f"cannot trace model '{model.name}' into layers: its call must only "
                          f"call layers on symbolic tensors ({type(e).__name__}: {e})") from None
