@@ -82,6 +82,24 @@ def _macs(layer, in_shape, out_shape) -> str:
         return "?"
 
 
+def _node_macs(node) -> int | None:
+    """Multiply-accumulates per example of one call (a nested model's: its calls' sum)."""
+    layer = node.layer
+    if isinstance(layer, InputLayer):
+        return 0
+    if graph.is_model(layer):
+        try:
+            parts = [_node_macs(n) for n in graph.walk(layer)]
+        except ValueError:
+            return None
+        return None if None in parts else sum(parts)
+    out = [t.shape for t in node.outputs]
+    try:
+        return layer.compute_macs(_in_shape(node), out if len(out) > 1 else out[0])
+    except TypeError:  # a free (None) spatial size
+        return None
+
+
 def _node_rf(node, rfs: dict):
     """Receptive field of ``node``'s outputs from those of its inputs (``rfs`` by tensor id)."""
     if isinstance(node.layer, InputLayer):
@@ -145,15 +163,11 @@ def _rows(model):
     for node, rf in nodes:
         layer = node.layer
         out_shapes = [t.shape for t in node.outputs]
-        if isinstance(layer, InputLayer):
-            if not functional:
-                continue
-            macs = "0"
-        else:
-            macs = _macs(layer, _in_shape(node),
-                         out_shapes if len(out_shapes) > 1 else out_shapes[0])
-        if macs != "?":
-            total_macs += int(macs.replace(",", ""))
+        if isinstance(layer, InputLayer) and not functional:
+            continue
+        count = _node_macs(node)
+        total_macs += count or 0
+        macs = "?" if count is None else f"{count:,}"
         connected = ", ".join(t.node.layer.name for t in node.inputs) if functional else ""
         rows.append([f"{layer.name} ({type(layer).__name__})", _shape_text(out_shapes),
                      f"{layer.count_params():,}", macs, _format_rf(rf), connected])
