@@ -1,7 +1,8 @@
 """One topological walk over any model: ``walk(model) -> list[GraphNode]``.
 
-Summary, saving, the activation-fusion pass, the receptive-field tools and the ONNX
-exporter all read a model through this walk, whichever way the model was made:
+The summary (shapes, MACs, receptive fields), a functional model's saved config, the
+receptive-field tools and the ONNX exporter read a model through this walk, whichever way
+the model was made:
 
 - functional (``dj.Model(inputs, outputs)``): the graph of layer calls from the inputs
   to the outputs;
@@ -157,16 +158,6 @@ def walk(model) -> list[GraphNode]:
         nodes.append(GraphNode(node.layer, list(node.inputs), list(node.outputs),
                                _config(node.layer), _weights(node.layer), node.multi_input))
     return nodes
-
-
-def layers(model) -> list:
-    """Distinct layers of ``walk(model)`` in first-call order (InputLayers included)."""
-    out, seen = [], set()
-    for node in walk(model):
-        if id(node.layer) not in seen:
-            seen.add(id(node.layer))
-            out.append(node.layer)
-    return out
 
 
 def _config(layer):
