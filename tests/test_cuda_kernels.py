@@ -14,11 +14,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from dojang import config
-from dojang.kernels import conv as ref_conv
-from dojang.kernels import pool as ref_pool
+import dojang as dj
+from dojang import config, shapes
+from dojang.kernels import registry
+from dojang.kernels.conv import im2col as ref_conv
 from dojang.kernels.cuda import engine, launch, ops, source
+from dojang.kernels.pool import reference as ref_pool
 from tests import cuda_host
+from tests.test_kernel_variants import assert_equals_reference
 
 pytestmark = pytest.mark.skipif(cuda_host.compiler() is None,
                                 reason="no host C++ compiler (g++) to run the CUDA sources")
@@ -97,7 +100,7 @@ CONV_CASES = [
 
 
 def _geometry(spatial, kernel, strides, dilations, pads):
-    return ref_conv.output_shape(spatial, kernel, strides, dilations, pads)
+    return shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -152,7 +155,7 @@ def test_max_pool_and_its_gradient_equal_the_reference(host, case, dtype):
     spatial, ksize, strides, pads = case
     rng = _rng()
     x = rng.integers(-3, 4, (2, *spatial, 3)).astype(dtype)  # ties: the first max wins
-    out = ref_pool.pool_output_shape(spatial, ksize, strides, pads)
+    out = shapes.pool_output_shape(spatial, ksize, strides, pads)
     want = ref_pool.max_pool(x, ksize, strides, pads)
     y, pick = ops.max_pool(x, ksize, strides, pads, out)
     np.testing.assert_array_equal(y, want)
@@ -168,7 +171,7 @@ def test_max_pool_propagates_nan_like_numpy(host):
     x[0, 3, 3, 0] = -np.inf
     y, pick = ops.max_pool(x, (2, 2), (2, 2), ((0, 0), (0, 0)), (2, 2))
     np.testing.assert_array_equal(y, ref_pool.max_pool(x, (2, 2), (2, 2), ((0, 0), (0, 0))))
-    assert pick[0, 0, 0, 0] == 2  # the NaN's tap
+    assert pick[0, 0, 0, 0] == -1 and pick[0, 0, 1, 0] == 3  # NaN takes no gradient
 
 
 @pytest.mark.parametrize("include_pad", [False, True])
@@ -241,8 +244,6 @@ def test_softmax_cross_entropy_and_gradient_equal_torch(host):
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_optimizer_kernels_equal_dojangs_optimizers(host, nesterov):
-    import dojang as dj
-
     rng = _rng()
     p0, g = rng.standard_normal(50), rng.standard_normal(50)
     adam = dj.optimizers.Adam(0.01)
@@ -268,3 +269,22 @@ def test_every_kernel_was_run_by_this_module(host):
     kinds = {k.name: k.kind for k in source.every_kernel()}
     ran = {kinds[name] for name in host.launches}
     assert ran == set(kinds.values()), sorted(set(kinds.values()) - ran)
+
+
+GPU_VARIANTS = registry.variants(backend="cupy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("variant", GPU_VARIANTS, ids=lambda v: f"{v.op}-{v.name}")
+def test_every_gpu_variant_equals_the_reference(host, variant, dtype):
+    """The registered CuPy variants themselves (their argument handling, the backward
+    they return), on the host engine, against the NumPy reference of the same op."""
+    assert_equals_reference(variant, dtype)
+
+
+def test_the_gpu_variants_cover_the_hot_loops():
+    ops_ = {v.op for v in GPU_VARIANTS}
+    assert {"conv.im2col", "conv.col2im", "pool.max", "pool.avg", "pool.avg_backward",
+            "conv.bias_relu", "conv.relu_grad_bias", "batch_norm.train",
+            "loss.sparse_softmax_xent", "optim.adam", "optim.sgd"} <= ops_
+    assert all(v.name == "cuda" for v in GPU_VARIANTS)

@@ -40,7 +40,7 @@ from contextvars import ContextVar
 import numpy as np
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
-VARIANTS = ("reference", "numba")
+VARIANTS = ("reference", "numba", "cuda")
 MAX_THREADS = 8
 
 
@@ -162,7 +162,7 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
     reference runs).
 
     Raises:
-        ValueError: ``variant`` is not one of ``("reference", "numba")``.
+        ValueError: ``variant`` is not one of ``("reference", "numba", "cuda")``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant to be one of {VARIANTS}. Received: "

@@ -13,6 +13,7 @@ import math
 
 from dojang.kernels.cuda import source
 from dojang.kernels.cuda.engine import engine_for
+from dojang.shapes import pool_output_shape
 
 
 def _run(make, x, total: int, *args, rank: int | None = None) -> None:
@@ -98,8 +99,6 @@ def max_pool_backward(gy, pick, x_shape, ksize, strides, pads):
 
 def avg_pool(x, ksize, strides, pads, count_include_pad: bool = False):
     """Average pooling (N, *spatial, C) -> (N, *O, C); padding counts only if asked."""
-    from dojang.kernels.pool import pool_output_shape
-
     x = _flat(x)
     xp = engine_for(x).xp
     out = pool_output_shape(x.shape[1:-1], ksize, strides, pads)

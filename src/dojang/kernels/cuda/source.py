@@ -153,8 +153,8 @@ def col2im(dtype, rank: int) -> Kernel:
 def max_pool(dtype, rank: int) -> Kernel:
     """``y[n, o, c]`` = max over the window's real taps; ``pick`` = the first max's tap.
 
-    Taps in the padding are skipped (as if -inf). NaN propagates: the first NaN of a
-    window is its maximum and its pick, as ``np.max`` and the reference do.
+    Taps in the padding are skipped (as if -inf). NaN propagates, as ``np.max`` does, and
+    a NaN maximum takes no gradient (its pick is -1), as in the reference.
     """
     t = ctype(dtype)
     params = [(f"const {t}*", "x"), (f"{t}*", "y"), ("int*", "pick"), ("long long", "total"),
@@ -179,7 +179,7 @@ def max_pool(dtype, rank: int) -> Kernel:
         "{ best = v; chosen = (int)k; }\n"
         "        }\n"
         f"        y[i] = chosen < 0 ? -({t})DJ_INF : best;\n"
-        "        pick[i] = chosen;\n")
+        "        pick[i] = best == best ? chosen : -1;\n")
     return _render("max_pool", t, rank, params, body, _locals("In O K S P", rank))
 
 
