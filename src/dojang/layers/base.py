@@ -172,6 +172,8 @@ class Layer:
             for v in items:
                 if not any(v is t for t in tracked):
                     tracked.append(v)
+                    if v._device != self._device:
+                        v.to(self._device)
         object.__setattr__(self, key, value)
 
     def _sublayers(self) -> list[Layer]:
@@ -198,8 +200,10 @@ class Layer:
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer for '{name}' returned shape "
                              f"{value.shape}, expected {shape}")
-        w = Tensor(np.ascontiguousarray(value), requires_grad=trainable and self._trainable,
-                   name=f"{self.name}/{name}")
+        value = np.ascontiguousarray(value)
+        if self._device != "cpu":
+            value = backend.to_device(value, self._device)
+        w = Tensor(value, requires_grad=trainable and self._trainable, name=f"{self.name}/{name}")
         self._weights.append(w)
         self._weight_trainable.append(bool(trainable))
         if regularizer is not None:
@@ -389,9 +393,22 @@ class Layer:
 
     # ---------------------------------------------------------------- misc
     def to(self, device: str) -> Layer:
-        """Move every weight to ``device`` ('cpu' or 'gpu') in place; returns self.
+        """Move every weight to ``device`` in place; returns self.
 
-        Array inputs given to the layer afterwards are moved to the same device.
+        Weights created later (by ``build``) are created there, and array inputs given to
+        the layer are moved there; Tensor inputs must already be there.
+
+        Args:
+            device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` (``"cuda"``, ``"cuda:N"`` alike).
+
+        Raises:
+            ValueError: an unknown device, or a GPU that is not there.
+
+        Example:
+            >>> import dojang as dj
+            >>> layer = dj.layers.Dense(2).to("cpu")
+            >>> layer(dj.Tensor([[1.0, 2.0]])).device
+            'cpu'
         """
         device = backend.check_device(device)
         for w in self.weights:
