@@ -304,7 +304,8 @@ class Layer:
         with the formula.
         """
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        zeros = [Tensor(np.zeros((1,) + tuple(s[1:]), dtype=self.dtype)) for s in shapes]
+        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]  # moved by
+        # __call__ to the layer's device, like any array input
         with no_grad():
             out = self(zeros if _is_shape_list(input_shape) else zeros[0])
         return (input_shape[0][0] if _is_shape_list(input_shape) else input_shape[0],) + \
