@@ -5,7 +5,7 @@ import pytest
 
 import dojang as dj
 from dojang import layers as L
-from tests.helpers import assert_close
+from tests.helpers import assert_close, fetch
 
 
 @pytest.fixture(autouse=True)
@@ -194,14 +194,14 @@ def _torch():
     return torch
 
 
-def test_depthwise_and_separable_match_torch():
+def test_depthwise_and_separable_match_torch(device):
     torch = _torch()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 5, 3))
     with dj.default_dtype(np.float64):
-        dw = L.DepthwiseConv2D((3, 2), depth_multiplier=2, padding="same")
-        sep = L.SeparableConv2D(4, 3, depth_multiplier=2)
-        y_dw, y_sep = dw(x).numpy(), sep(x).numpy()
+        dw = L.DepthwiseConv2D((3, 2), depth_multiplier=2, padding="same").to(device)
+        sep = L.SeparableConv2D(4, 3, depth_multiplier=2).to(device)
+        y_dw, y_sep = fetch(dw(x)), fetch(sep(x))
     k = dw.depthwise_kernel.numpy()  # (KH, KW, C, M) -> torch (C*M, 1, KH, KW)
     tw = torch.tensor(k.reshape(3, 2, 6).transpose(2, 0, 1)[:, None])
     tx = torch.tensor(x.transpose(0, 3, 1, 2))
@@ -218,12 +218,12 @@ def test_depthwise_and_separable_match_torch():
 
 @pytest.mark.parametrize("padding,strides,size", [("valid", 2, (9, 11)), ("same", 2, (8, 10)),
                                                   ("valid", 3, (12, 15))])
-def test_conv_transpose_matches_torch_and_keras_sizes(padding, strides, size):
+def test_conv_transpose_matches_torch_and_keras_sizes(padding, strides, size, device):
     torch = _torch()
     x = np.random.default_rng(2).standard_normal((2, 4, 5, 3))
     with dj.default_dtype(np.float64):
-        layer = L.Conv2DTranspose(2, 3, strides=strides, padding=padding)
-        y = layer(x).numpy()
+        layer = L.Conv2DTranspose(2, 3, strides=strides, padding=padding).to(device)
+        y = fetch(layer(x))
     assert y.shape[1:3] == size
     w = torch.tensor(layer.kernel.numpy().transpose(3, 2, 0, 1))  # (K, out, in) -> (in, out, K)
     full = torch.nn.functional.conv_transpose2d(torch.tensor(x.transpose(0, 3, 1, 2)), w,
