@@ -65,8 +65,9 @@ def test_strict_arrays_refuse_implicit_conversion(convert):
 
 def test_strict_arrays_refuse_numpy_operands_and_fetch_explicitly():
     a = _strict([1.0, 2.0])
-    for mix in (lambda: a + np.ones(2), lambda: np.ones(2) * a, lambda: np.maximum(a, np.ones(2)),
-                lambda: strict.xp.add(np.ones(2), a), lambda: strict.xp.concatenate([a, np.ones(2)])):
+    host = np.ones(2)
+    for mix in (lambda: a + host, lambda: host * a, lambda: np.maximum(a, host),
+                lambda: strict.xp.add(host, a), lambda: strict.xp.concatenate([a, host])):
         with pytest.raises(TypeError, match="a NumPy array cannot meet a 'strict' device array"):
             mix()
     b = np.sqrt(a * 2 + 1.0)  # NumPy's functions dispatch, scalars mix, the result stays there
@@ -145,6 +146,16 @@ def test_sequential_add_follows_the_model_and_to_moves_optimizer_slots():
     assert all(type(a) is np.ndarray for s in model.optimizer._slots for a in s.values())
     assert all(w.device == "cpu" for w in model.weights)
     model.train_step(x, y)
+    state = model.optimizer.get_state()  # host copies, restored onto the device at build
+    again = dj.optimizers.Adam()
+    again.set_state(state)
+    model.to("strict")
+    params = model.parameters()
+    for p in params:
+        p.grad = dj.Tensor(np.ones(p.shape, np.float32)).to("strict")
+    again.apply(params)
+    assert all(backends.device_of(a) == "strict" for s in again._slots for a in s.values())
+    assert again.iterations == state["iterations"] + 1
 
 
 def test_fit_of_the_seed_cnn_on_the_strict_device_equals_the_cpu():
@@ -159,9 +170,11 @@ def test_fit_of_the_seed_cnn_on_the_strict_device_equals_the_cpu():
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
         with dj.config.jit(False):  # both on the reference kernels: the same arithmetic
             history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+            scores = model.evaluate(x[:8], y[:8], verbose=0)
         assert all(w.device == device for w in model.weights)
-        runs[device] = history.history, model.get_weights(), model.predict(x[:4])
-    (h_cpu, w_cpu, p_cpu), (h_dev, w_dev, p_dev) = runs["cpu"], runs["strict"]
+        runs[device] = history.history, model.get_weights(), model.predict(x[:4]), scores
+    (h_cpu, w_cpu, p_cpu, s_cpu), (h_dev, w_dev, p_dev, s_dev) = runs["cpu"], runs["strict"]
+    np.testing.assert_allclose(s_dev, s_cpu, rtol=1e-5)
     assert h_cpu.keys() == h_dev.keys()
     for key in h_cpu:
         np.testing.assert_allclose(h_dev[key], h_cpu[key], rtol=1e-5)

@@ -7,10 +7,7 @@ CuPy and the test-only strict device. Nothing here decides CPU or GPU at import 
 
 from __future__ import annotations
 
-import numpy as np
-
-from dojang import backends
-from dojang.backends import check_device, device_of, to_device, to_numpy
+from dojang.backends import array_module, check_device, device_of, to_device, to_numpy
 from dojang.backends.cupy_backend import gpu_count
 
 
@@ -19,19 +16,7 @@ def gpu_available() -> bool:
     return gpu_count() > 0
 
 
-def get_array_module(*arrays):
-    """The array module of the first device array among ``arrays`` (``numpy`` if none).
-
-    Example:
-        >>> import numpy as np
-        >>> get_array_module(np.zeros(2)) is np
-        True
-    """
-    for a in arrays:
-        backend = backends.backend_of(a)
-        if backend is not backends.NUMPY:
-            return backend.xp
-    return np
+get_array_module = array_module  # every kernel's first line: xp = get_array_module(x)
 
 
 def all_finite(a) -> bool:

@@ -14,8 +14,8 @@ Example:
     >>> from dojang import backends
     >>> backends.device_of(np.zeros(2)), backends.get("cpu").name
     ('cpu', 'numpy')
-    >>> backends.check_device("CUDA:0")
-    'gpu'
+    >>> backends.check_device("CPU")
+    'cpu'
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from dojang.backends.base import Backend
 from dojang.backends.cupy_backend import CUPY, gpu_count
 from dojang.backends.numpy_backend import NUMPY
 
-_BY_TYPE: dict[type, Backend] = {np.ndarray: NUMPY}
+# type -> its backend, or None for types that are not arrays (scalars, lists): filled on
+# first sight, so each later lookup is one dict access
+_BY_TYPE: dict[type, Backend | None] = {np.ndarray: NUMPY, float: None, int: None, bool: None}
+_UNSEEN = object()
 _BY_DEVICE: dict[str, Backend] = {"cpu": NUMPY, "gpu": CUPY}
 
 
@@ -37,13 +40,14 @@ def register(backend: Backend, array_type: type) -> None:
 
 
 def _lookup(array) -> Backend | None:
-    """The backend of an array whose type is not registered yet; None for non-arrays."""
-    if type(array).__module__.startswith("cupy") and hasattr(array, "device"):
-        _BY_TYPE[type(array)] = CUPY
-        return CUPY
-    if isinstance(array, np.ndarray):
-        return NUMPY
-    return None
+    """The backend of an array of a type not seen yet (remembered); None for non-arrays."""
+    tp = type(array)
+    if tp.__module__.startswith("cupy") and hasattr(array, "device"):
+        backend = CUPY
+    else:
+        backend = NUMPY if isinstance(array, np.ndarray) else None
+    _BY_TYPE[tp] = backend
+    return backend
 
 
 def backend_of(array) -> Backend:
@@ -55,10 +59,27 @@ def backend_of(array) -> Backend:
         >>> backend_of(np.ones(1)).name
         'numpy'
     """
-    backend = _BY_TYPE.get(type(array))
-    if backend is None:
-        backend = _lookup(array) or NUMPY
-    return backend
+    backend = _BY_TYPE.get(type(array), _UNSEEN)
+    if backend is _UNSEEN:
+        backend = _lookup(array)
+    return backend or NUMPY
+
+
+def array_module(*arrays):
+    """The array module of the first device array among ``arrays`` (``numpy`` if none).
+
+    Example:
+        >>> import numpy as np
+        >>> array_module(np.zeros(2), 1.0) is np
+        True
+    """
+    for a in arrays:
+        backend = _BY_TYPE.get(type(a), _UNSEEN)
+        if backend is _UNSEEN:
+            backend = _lookup(a)
+        if backend is not None and backend is not NUMPY:
+            return backend.xp
+    return np
 
 
 def device_of(array) -> str:
@@ -131,11 +152,11 @@ def check_same_device(arrays, op: str) -> None:
     """
     first = first_array = None
     for a in arrays:
-        backend = _BY_TYPE.get(type(a))
-        if backend is None:
+        backend = _BY_TYPE.get(type(a), _UNSEEN)
+        if backend is _UNSEEN:
             backend = _lookup(a)
-            if backend is None:
-                continue
+        if backend is None:
+            continue
         if first is None:
             first, first_array = backend, a
         elif backend is not first:
@@ -145,5 +166,5 @@ def check_same_device(arrays, op: str) -> None:
                 f"Tensor.to(device) or model.to(device) first")
 
 
-__all__ = ["Backend", "backend_of", "check_device", "check_same_device", "device_of", "get",
-           "register", "to_device", "to_numpy"]
+__all__ = ["Backend", "array_module", "backend_of", "check_device", "check_same_device",
+           "device_of", "get", "register", "to_device", "to_numpy"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from dojang.autograd import Function, Tensor
 from dojang.backend import all_finite, get_array_module
 from dojang.backends import backend_of
