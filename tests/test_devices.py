@@ -96,6 +96,18 @@ def test_tensor_device_and_to():
     back = s.to("cpu")
     assert back.device == "cpu" and type(back.data) is np.ndarray
     np.testing.assert_array_equal(back.data, t.data)
+    with pytest.raises(TypeError, match=r"A tensor on device 'strict' is not converted to a "
+                                        r"NumPy array implicitly\. Use \.numpy\(\)"):
+        np.asarray(s)
+    np.testing.assert_array_equal(fetch(s), np.asarray(t))  # explicit, and a CPU tensor converts
+
+
+def test_figures_fetch_device_tensors_explicitly():
+    from dojang.viz import figures
+
+    kernel = dj.Tensor(np.arange(24.0).reshape(2, 2, 2, 3)).to("strict")
+    np.testing.assert_array_equal(figures.filter_grid(kernel),
+                                  figures.filter_grid(kernel.numpy()))
 
 
 @pytest.mark.parametrize("mix", [

@@ -174,6 +174,10 @@ class Tensor:
         return t
 
     def __array__(self, dtype=None, copy=None):
+        if not isinstance(self.data, np.ndarray) and backend.device_of(self.data) != "cpu":
+            # as CuPy's arrays do: a device tensor comes to the host only when asked to
+            raise TypeError(f"A tensor on device {self.device!r} is not converted to a NumPy "
+                            f"array implicitly. Use .numpy() (or .to('cpu')) explicitly.")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 

@@ -400,10 +400,7 @@ class Layer:
         the layer are moved there; Tensor inputs must already be there.
 
         Args:
-            device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` (``"cuda"``, ``"cuda:N"`` alike).
-
-        Raises:
-            ValueError: an unknown device, or a GPU that is not there.
+            device: a device name, as for ``Tensor.to``.
 
         Example:
             >>> import dojang as dj

@@ -83,10 +83,7 @@ class Model(Trainer, Layer):
         """Move the weights, and the optimizer's state once compiled, to ``device``.
 
         Args:
-            device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` (``"cuda"``, ``"cuda:N"`` alike).
-
-        Raises:
-            ValueError: an unknown device, or a GPU that is not there.
+            device: a device name, as for ``Tensor.to`` (which also says what it raises).
         """
         super().to(device)
         if self.optimizer is not None:
