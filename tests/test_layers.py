@@ -67,11 +67,10 @@ CASES = {
 }
 
 
-def _data(shape, rng):
+def _data(shape, rng, device="cpu"):
     if isinstance(shape, list):
-        return [dj.Tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
-                for s in shape]
-    return dj.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        return [_data(s, rng, device) for s in shape]
+    return dj.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True).to(device)
 
 
 def _shape(x):
@@ -85,12 +84,13 @@ def _unbatched(shape):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_layer_contract(case):
+def test_layer_contract(case, device):
     factory, shape, params = CASES[case]
     rng = np.random.default_rng(0)
-    layer = factory()
-    x = _data(shape, rng)
+    layer = factory().to(device)
+    x = _data(shape, rng, device)
     y = layer(x, training=True)
+    assert y.device == device
     # output shape == compute_output_shape, concrete and with a free batch axis
     assert y.shape == tuple(layer.compute_output_shape(_shape(x)))
     assert tuple(layer.compute_output_shape(_unbatched(_shape(x)))) == (None,) + y.shape[1:]
@@ -102,7 +102,7 @@ def test_layer_contract(case):
     assert layer.count_params() == params
     # config round trip: same config, same outputs with the same weights
     config = layer.get_config()
-    clone = type(layer).from_config(config)
+    clone = type(layer).from_config(config).to(device)
     assert clone.get_config() == config
     clone(x)
     clone.set_weights(layer.get_weights())
@@ -111,9 +111,10 @@ def test_layer_contract(case):
     # one training step changes every trainable weight; gradients reach the input
     before = [w.numpy().copy() for w in layer.trainable_weights]
     out = layer(x, training=True)
-    (out * dj.Tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
+    (out * dj.Tensor(rng.standard_normal(out.shape).astype(np.float32)).to(device)).sum() \
+        .backward()
     for t in x if isinstance(x, list) else [x]:
-        assert t.grad is not None and t.grad.shape == t.shape
+        assert t.grad is not None and t.grad.shape == t.shape and t.grad.device == device
     dj.optimizers.SGD(0.1).apply(layer.trainable_weights)
     for w, old in zip(layer.trainable_weights, before):
         assert not np.array_equal(w.numpy(), old), w.name
