@@ -125,6 +125,15 @@ def test_two_devices_in_one_op_name_both(mix):
         mix(s, c)
 
 
+def test_gradient_on_another_device_than_its_parameter():
+    p = dj.Tensor(np.ones(3), requires_grad=True).to("strict")
+    p.grad = dj.Tensor(np.ones(3))
+    with pytest.raises(ValueError, match=r"SGD\.apply: Expected all arrays on one device\. "
+                                         r"Received: arrays on device 'strict' and on device "
+                                         r"'cpu'"):
+        dj.optimizers.SGD(0.1).apply([p])
+
+
 def test_batch_norm_statistics_on_another_device():
     x = dj.Tensor(np.ones((4, 2))).to("strict")
     with pytest.raises(ValueError, match=r"batch_norm: Expected all arrays on one device\. "

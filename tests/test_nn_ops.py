@@ -145,7 +145,7 @@ def test_batch_norm_updates_running_statistics_like_keras(layout, dtype, device,
     x, gamma, beta = (a.astype(dtype) for a in _bn_inputs(shape, axis, seed=1))
     c = shape[axis]
     old_mean, old_var = np.linspace(-1, 1, c).astype(dtype), np.linspace(1, 2, c).astype(dtype)
-    moved = dj.backend.to_device(old_mean, device)
+    moved = dj.backend.to_device(old_mean.copy(), device)  # updated in place
     running_var = dj.Tensor(old_var.copy()).to(device)  # a Tensor's data is updated in place too
     momentum = 0.9
     djf.batch_normalization(*(dj.Tensor(a).to(device) for a in (x, gamma, beta)), moved,

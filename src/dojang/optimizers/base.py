@@ -18,6 +18,7 @@ import numpy as np
 
 from dojang.autograd import Tensor
 from dojang.backend import check_device, device_of, get_array_module, to_device, to_numpy
+from dojang.backends import check_same_device
 from dojang.optimizers import schedules
 from dojang.registry import Configurable
 from dojang.validation import check_float
@@ -172,6 +173,8 @@ class Optimizer(Configurable):
         for p, g, slots in zip(params, grads, self._slots, strict=True):
             if g is None:
                 continue
+            if type(g) is not type(p.data):
+                check_same_device((p.data, g), f"{type(self).__name__}.apply")
             if slots and type(next(iter(slots.values()))) is not type(p.data):
                 for name, arr in slots.items():
                     slots[name] = to_device(arr, device_of(p.data))
@@ -277,4 +280,3 @@ def _copy_into(dst, src: np.ndarray, key: str) -> None:
         raise ValueError(f"Optimizer state {key!r}: Expected shape {tuple(dst.shape)}. "
                          f"Received: shape {tuple(src.shape)}")
     dst[...] = get_array_module(dst).asarray(src, dtype=dst.dtype)
-
