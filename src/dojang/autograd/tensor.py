@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from dojang import backend
-from dojang.autograd.function import Function, run_backward
+from dojang.autograd.function import Function, bind_tensor_class, run_backward
 from dojang.backends import check_same_device
 from dojang.config import get_default_dtype
 
@@ -393,3 +393,6 @@ class Tensor:
 
     def clip(self, min=None, max=None):
         return _ops.clip(self, min, max)
+
+
+bind_tensor_class(Tensor)

@@ -133,7 +133,7 @@ def get(device: str) -> Backend:
 def to_device(array, device: str):
     """``array`` on ``device``; the same array when it is already there."""
     device = check_device(device)
-    return _BY_DEVICE[device.partition(":")[0]].move(array, device)
+    return _BY_DEVICE[device.partition(":")[0]].move(array, backend_of(array), device)
 
 
 def to_numpy(array) -> np.ndarray:

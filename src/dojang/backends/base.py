@@ -60,11 +60,8 @@ class Backend:
         """One of this backend's arrays holding the values of NumPy array ``a``."""
         raise NotImplementedError
 
-    def move(self, array, device: str):
-        """``array`` (of any backend) on ``device``, one of this backend's device names."""
-        from dojang.backends import backend_of
-
-        source = backend_of(array)
+    def move(self, array, source: Backend, device: str):
+        """``array``, one of ``source``'s arrays, on ``device`` (a device of this backend)."""
         if source is self and self.device_of(array) == device:
             return array
         return self.from_numpy(source.to_numpy(array), device)

@@ -68,14 +68,14 @@ class CupyBackend(Backend):
 
         return erf(a)
 
-    def move(self, array, device: str):  # pragma: no cover - needs a GPU
-        if self.owns(array):
+    def move(self, array, source: Backend, device: str):  # pragma: no cover - needs a GPU
+        if source is self:
             if self.device_of(array) == device:
                 return array
             cp = load_cupy()
             with cp.cuda.Device(_index(device)):
                 return cp.asarray(array)  # a peer copy, not through the host
-        return super().move(array, device)
+        return super().move(array, source, device)
 
 
 CUPY = CupyBackend()
