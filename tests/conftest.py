@@ -1,19 +1,18 @@
 """Shared fixtures.
 
-``kernels`` runs a test on the NumPy kernels and on the compiled ones
-(``dojang.kernels.jit``), so both stay equal to the oracles. ``device`` runs a test on the
-CPU and on the strict stand-in device (``dojang.backends.strict``: arrays that refuse
-implicit conversion to NumPy, as CuPy's do), so host/device mixing inside dojang fails
-here rather than on a GPU. A test that takes both runs as cpu-numpy, cpu-jit and
-strict-jit: on the strict device the compiled kernels are switched on and must stay
-unused (they take NumPy arrays only).
+``kernels`` runs a test once on the NumPy reference kernels and once on the compiled ones
+(``dojang.config.kernels("numba")``), so both stay equal to the oracles. ``device`` runs a
+test on the CPU and on the strict stand-in device (``dojang.backends.strict``: arrays that
+refuse implicit conversion to NumPy, as CuPy's do), so host/device mixing inside dojang
+fails here rather than on a GPU. A test that takes both runs as cpu-numpy, cpu-jit and
+strict-jit: on the strict device the compiled variants are asked for and must stay unused
+(their rules take NumPy arrays only), so the reference kernels run there.
 """
 
 import pytest
 
 import dojang as dj
 from dojang.backends import strict
-from dojang.kernels import jit
 
 DEVICE_KERNELS = [("cpu", "numpy"), ("cpu", "jit"), ("strict", "jit")]
 
@@ -37,10 +36,5 @@ def device(request):
 
 @pytest.fixture
 def kernels(request):
-    compiled = request.param == "jit"
-    if compiled and not jit.available():
-        if "device" not in request.fixturenames or request.getfixturevalue("device") == "cpu":
-            pytest.skip("numba is not installed (the `fast` extra)")
-        compiled = False  # the strict device runs the reference kernels either way
-    with dj.config.jit(compiled):
+    with dj.config.kernels("numba" if request.param == "jit" else "reference"):
         yield request.param
