@@ -10,6 +10,8 @@ when unknown).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import re
@@ -26,6 +28,34 @@ from dojang.validation import is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
+_WEIGHT_SOURCE: contextvars.ContextVar = contextvars.ContextVar("weight_source", default=None)
+
+
+@contextlib.contextmanager
+def weights_from(source):
+    """Scope in which ``add_weight`` takes every weight from ``source`` instead of
+    initializing it: ``source.take(layer, name, shape, dtype)`` checks the declared shape
+    against what a file stores and returns the (not yet filled) array.
+
+    Loaders use it so that a file's architecture never allocates or initializes a weight
+    that the file does not hold (see docs/security.md).
+    """
+    token = _WEIGHT_SOURCE.set(source)
+    try:
+        yield source
+    finally:
+        _WEIGHT_SOURCE.reset(token)
+
+
+def _check_dtype(dtype, owner: str) -> np.dtype:
+    msg = f"{owner}: Expected dtype to be a float dtype such as 'float32'. Received: dtype="
+    try:
+        value = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{msg}{dtype!r}") from None
+    if value.kind != "f":
+        raise ValueError(f"{msg}{dtype!r}")
+    return value
 
 
 def clear_session() -> None:
@@ -138,7 +168,8 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: Expected name to be a non-empty string. "
                              f"Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self.dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.dtype = _check_dtype(dtype, f"{type(self).__name__} '{self.name}'") \
+            if dtype is not None else get_default_dtype()
         self._trainable = bool(trainable)
         self.built = False
         self.seed = seed
@@ -193,8 +224,12 @@ class Layer:
 
         dtype = np.dtype(dtype) if dtype is not None else self.dtype
         shape = tuple(int(s) for s in shape)
-        init = initializers.get(initializer)
-        value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
+        source = _WEIGHT_SOURCE.get()
+        if source is not None:
+            value = source.take(self, name, shape, dtype)
+        else:
+            init = initializers.get(initializer)
+            value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer for '{name}' returned shape "
                              f"{value.shape}, expected {shape}")
