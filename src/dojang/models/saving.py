@@ -196,9 +196,8 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         >>> dj.models.load_model(p).count_params()
         8
     """
-    from dojang.models.model import Model, deserialize_layer
-
     from dojang.layers.base import weights_from
+    from dojang.models.model import Model, deserialize_layer
 
     source = os.fspath(path)
     with archive.ModelArchive(path) as opened:
