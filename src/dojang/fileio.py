@@ -321,3 +321,18 @@ def remove_orphans(folder) -> list[str]:
 
 
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def check_writable(folder) -> None:
+    """Create ``folder`` if needed and prove that a file can be written in it.
+
+    Run before long work (loading data, building a model) so that a read-only or
+    missing place fails at once instead of at the first save.
+
+    Raises:
+        OSError: the folder cannot be created or written to (the OS's own error).
+    """
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
