@@ -5,6 +5,7 @@ memory above the baseline from /proc/self/status VmHWM, and wall time). A later 
 adds its rows to ``FILE_CASES`` (or its own table run by ``hostile.run_cases``).
 """
 
+import errno
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import dojang as dj
+from dojang import cli, fileio, recipes, shapes
 from dojang import layers as L
 from dojang.datasets import DatasetCorruptError
 from tests.hostile import (
@@ -282,3 +284,252 @@ def test_hostile_file_is_refused_in_bounded_memory_and_time(outcomes, case):
     assert re.search(case.match, got.message), got.message
     assert got.peak_mb < MEMORY_LIMIT_MB, f"{got.peak_mb:.1f} MB above the baseline"
     assert got.seconds < TIME_LIMIT_S, f"{got.seconds:.2f} s"
+
+
+def test_the_memory_meter_sees_an_allocation(tmp_path):
+    # The limits above mean something only if the child's meter sees real allocations.
+    meter = FileCase("allocates 100 MB", write("x", b""),
+                     "import numpy; a = numpy.ones(100 * 2**20 // 8)", ValueError, "")
+    got = run_cases([meter], tmp_path)["allocates 100 MB"]
+    assert got.error == [] and 95 < got.peak_mb < 110, got
+
+
+# ---------------------------------------------------------------------- resume confinement
+OUTSIDE = "outside.dojang"
+
+
+def _run_dir(tmp_path: Path, checkpoint) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / OUTSIDE).write_bytes(b"precious")
+    state = recipes.new_state(recipes.Recipe(), "seed")
+    state["checkpoint"] = checkpoint(tmp_path) if callable(checkpoint) else checkpoint
+    (run / "run.json").write_text(json.dumps(state))
+    return run
+
+
+def _link(tmp_path: Path) -> str:
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "ckpt-001.dojang").symlink_to(tmp_path / OUTSIDE)
+    return "ckpt-001.dojang"
+
+
+@pytest.mark.parametrize("checkpoint, message", [
+    (lambda t: str(t / OUTSIDE), r"Expected checkpoint to be a file name inside the folder\. "
+                                 r"Received: checkpoint='/.*outside\.dojang'"),
+    ("../" + OUTSIDE, r"Received: checkpoint='\.\./outside\.dojang'"),
+    ("sub/../../" + OUTSIDE, r"Received: checkpoint='sub/\.\./\.\./outside\.dojang'"),
+    ("..", r"Received: checkpoint='\.\.'"),
+    ("", r"Received: checkpoint=''"),
+    (["ckpt"], r"Received: checkpoint=\['ckpt'\]"),
+    (_link, r"Expected checkpoint to be a regular file\. Received: "
+            r"checkpoint='ckpt-001\.dojang', a symbolic link"),
+], ids=["absolute", "dotdot", "nested dotdot", "parent", "empty", "not a string", "symlink"])
+def test_resume_never_leaves_the_run_directory(tmp_path, monkeypatch, capsys, checkpoint,
+                                               message):
+    run = _run_dir(tmp_path, checkpoint)
+    loaded = []
+    monkeypatch.setattr(recipes, "load_dataset", lambda *a: loaded.append(a))
+    for attempt in (lambda: recipes.read_run(str(run)),
+                    lambda: recipes.train(None, str(run), resume=True)):
+        with pytest.raises(ValueError, match=message):
+            attempt()
+    (tmp_path / "x.png").write_bytes(b"not read: the run is refused first")
+    for extra in ([], [str(tmp_path / "x.png")]):
+        assert cli.main(["predict" if extra else "evaluate", str(run), *extra]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(re.search(message, line) for line in err), err
+    assert loaded == [] and (tmp_path / OUTSIDE).read_bytes() == b"precious"
+
+
+def _raise(message):
+    raise ValueError(message)
+
+
+def test_run_json_symlink_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (run / "run.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ValueError, match=r"Expected run file to be a regular file"):
+        recipes.read_run(str(run))
+
+
+def test_checkpoint_rotation_deletes_only_inside_the_run(tmp_path):
+    run = _run_dir(tmp_path, None)
+    state = recipes.read_run(str(run))
+    state["checkpoint"] = "../" + OUTSIDE  # as if run.json were edited during training
+    saver = recipes.RunCheckpoint(str(run), state, None)
+    saver.model = dj.Sequential([L.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"Expected checkpoint to be a file name inside"):
+        saver.on_epoch_end(0, {"loss": 1.0})
+    assert (tmp_path / OUTSIDE).read_bytes() == b"precious"
+
+
+def test_orphaned_temporary_files_are_removed_before_the_work(tmp_path, monkeypatch):
+    run = _run_dir(tmp_path, None)
+    orphans = [".ckpt-003.dojang.k2j4_x9a.tmp", ".run.json.abcdefgh.tmp"]
+    kept = ["ckpt-003.dojang", ".hidden", "notes.tmp", ".x.short.tmp"]
+    for name in orphans + kept:
+        (run / name).write_bytes(b"x" * 100)
+    (run / ".link.abcdefgh.tmp").symlink_to(tmp_path / OUTSIDE)
+    monkeypatch.setattr(recipes, "load_dataset", lambda *a: _raise("data loaded"))
+    with pytest.raises(ValueError, match="data loaded"):
+        recipes.train(None, str(run), resume=True)
+    left = sorted(os.listdir(run))
+    assert not set(orphans) & set(left) and set(kept) <= set(left), left
+    assert ".link.abcdefgh.tmp" in left and (tmp_path / OUTSIDE).exists()
+
+
+def test_killed_write_leaves_an_orphan_that_remove_orphans_finds(tmp_path):
+    fd, name = fileio.tempfile.mkstemp(dir=tmp_path, prefix=".m.dojang.", suffix=".tmp")
+    os.close(fd)
+    assert fileio.remove_orphans(tmp_path) == [os.path.basename(name)]
+
+
+# ---------------------------------------------------------------------- saved state
+@pytest.mark.parametrize("change, error, message", [
+    ({"learning_rate": np.array(-1.0)}, ValueError,
+     r"Adam\.set_state: Expected learning_rate to be a number in \[0\.0, inf\)\. "
+     r"Received: learning_rate=-1\.0"),
+    ({"learning_rate": np.array(np.nan)}, ValueError, r"Received: learning_rate=nan"),
+    ({"learning_rate": np.ones(2)}, ValueError,
+     r"Expected learning_rate to be a numeric scalar\. Received: learning_rate of shape \(2,\)"),
+    ({"iterations": np.array(-1)}, ValueError,
+     r"Expected iterations to be an int >= 0\. Received: iterations=-1"),
+    ({"iterations": np.array(1.5)}, TypeError, r"Expected iterations to be an int >= 0"),
+    ({"iterations": np.array("x")}, ValueError, r"iterations of shape \(\) and dtype <U1"),
+    ({"0/momentum": np.zeros((3, 5), np.float32)}, ValueError,
+     r"Optimizer state '0/momentum': Expected shape \(3, 2\)\. Received: shape \(3, 5\)"),
+], ids=["lr negative", "lr nan", "lr array", "iterations negative", "iterations float",
+        "iterations text", "slot shape"])
+def test_optimizer_state_passes_the_constructor_checks(change, error, message):
+    params = [dj.Tensor(np.zeros((3, 2), np.float32)), dj.Tensor(np.zeros(2, np.float32))]
+    opt = dj.optimizers.Adam()
+    with pytest.raises(error, match=message):
+        opt.set_state({**OPT_STATE, **change}, params)
+    assert opt.iterations == 0 and opt.learning_rate == 0.001
+
+
+# ---------------------------------------------------------------------- shape helpers
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: shapes.conv_output_length(13, 6, stride=0), ValueError,
+     r"conv_output_length: Expected stride to be an int >= 1\. Received: stride=0"),
+    (lambda: shapes.conv_output_length(13, 0), ValueError,
+     r"Expected kernel to be an int >= 1\. Received: kernel=0"),
+    (lambda: shapes.conv_output_length(-1, 3), ValueError, r"Received: length=-1"),
+    (lambda: shapes.conv_output_length(13, 3, pad_before=-1), ValueError,
+     r"Received: pad_before=-1"),
+    (lambda: shapes.conv_output_length(13, 3, dilation=0), ValueError, r"Received: dilation=0"),
+    (lambda: shapes.conv_output_length(13.0, 3), TypeError, r"Received: length=13\.0"),
+    (lambda: shapes.same_padding(13, 3, 0), ValueError,
+     r"same_padding: Expected stride to be an int >= 1\. Received: stride=0"),
+    (lambda: shapes.conv_transpose_output_length(3, 3, 2, output_padding=2), ValueError,
+     r"Expected output_padding to be smaller than the stride or the dilation"),
+    (lambda: shapes.conv_params((3, 3), 1, -5), ValueError,
+     r"conv_params: Expected filters to be an int >= 1\. Received: filters=-5"),
+    (lambda: shapes.conv_params((3, 0), 1, 5), ValueError,
+     r"conv_params: Expected kernel_size to be an int or a tuple of 2 ints, each >= 1\. "
+     r"Received: kernel_size=\(3, 0\)"),
+    (lambda: shapes.conv_params((3, 3), 3, 6, groups=2), ValueError,
+     r"Expected groups to divide in_channels\. Received: groups=2, in_channels=3"),
+    (lambda: shapes.conv_params((3, 3), 3, 6, use_bias=1), TypeError,
+     r"Expected use_bias to be a bool"),
+    (lambda: shapes.dense_params(0, 3), ValueError, r"Received: in_features=0"),
+    (lambda: shapes.conv_macs((26, -1), (3, 3), 1, 32), ValueError,
+     r"conv_macs: Expected output_spatial .* each >= 0"),
+], ids=lambda v: None if callable(v) else "")
+def test_shape_helpers_check_their_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_shape_helpers_still_compute():
+    assert shapes.conv_output_length(13, 6, stride=5, pad_before=1, pad_after=2) == 3
+    assert shapes.conv_output_length(2, 5) == 0
+    assert shapes.conv_params((3, 3), 1, 32) == 320 and shapes.conv_params(3, 4, 2) == 26
+    assert shapes.conv_transpose_output_length(3, 3, 2, output_padding=1) == 8
+
+
+# ---------------------------------------------------------------------- user errors
+def _model():
+    dj.layers.clear_session()
+    model = dj.Sequential([L.Conv2D(2, 3, input_shape=(5, 5, 1)), L.Flatten(), L.Dense(4)])
+    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    return model
+
+
+X, Y = np.zeros((6, 5, 5, 1), np.float32), np.zeros(6, np.int64)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m.fit(X, Y, epochs=1, verbose=0, validation_data=(X[:3], Y[:2])), ValueError,
+     r"fit: Expected validation_data \(x_val, y_val\) with the same number of examples, at "
+     r"least one\. Received: len\(x_val\)=3, len\(y_val\)=2"),
+    (lambda m: m.fit(X, Y, epochs=1, verbose=0, validation_data=(X[:0], Y[:0])), ValueError,
+     r"len\(x_val\)=0"),
+    (lambda m: m.evaluate(X[:0], Y[:0], verbose=0), ValueError,
+     r"evaluate: Expected at least one example.*Received: len\(x\)=0"),
+    (lambda m: L.Dense(3, dtype="str"), ValueError,
+     r"Dense 'dense_\d+': Expected dtype to be a float dtype such as 'float32'\. "
+     r"Received: dtype='str'"),
+    (lambda m: L.Conv2D(3, 3, dtype="int32"), ValueError, r"Received: dtype='int32'"),
+    (lambda m: L.Dense(3, dtype="no-such-type"), TypeError, r"Received: dtype='no-such-type'"),
+], ids=["validation lengths", "empty validation", "evaluate empty", "dense str",
+        "conv int", "unknown dtype"])
+def test_user_errors_surface_early_and_clearly(call, error, message):
+    model = _model()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(error, match=message):
+        call(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_predict_on_empty_input_keeps_the_output_shape():
+    model = _model()
+    out = model.predict(X[:0])
+    assert out.shape == (0, 4) and out.dtype == np.float32
+    assert out.shape[1:] == model.predict(X[:1]).shape[1:]
+
+
+# ---------------------------------------------------------------------- the CLI
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _eacces(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied", "run.json")
+
+
+@pytest.mark.parametrize("argv, patch, message", [
+    (lambda t: ["train", "--out", str(t / "file" / "run")], None,
+     r"dojang train: error: \[Errno 20\] Not a directory"),
+    (lambda t: ["train", "--out", str(t / "run")], ("tempfile.mkstemp", _enospc),
+     r"dojang train: error: \[Errno 28\] No space left on device"),
+    (lambda t: ["evaluate", str(t)], ("dojang.recipes.read_capped", _eacces),
+     r"dojang evaluate: error: \[Errno 13\] Permission denied: 'run\.json'"),
+    (lambda t: ["predict", str(t), str(t / "missing.png")], None,
+     r"dojang predict: error: no such image file: '.*missing\.png'"),
+], ids=["out under a file", "disk full", "permission", "missing image"])
+def test_cli_os_errors_are_one_line_and_status_2_before_any_work(
+        tmp_path, monkeypatch, capsys, argv, patch, message):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "run.json").write_text("{}")
+    monkeypatch.setattr(recipes, "load_dataset", lambda *a: _raise("data loaded"))
+    monkeypatch.setattr(dj.models, "load_model", lambda *a, **k: _raise("model loaded"))
+    if patch:
+        monkeypatch.setattr(*patch)
+    assert cli.main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.match(message, err), err
+
+
+def test_full_disk_during_training_is_one_line(tmp_path, monkeypatch, capsys):
+    data = (np.zeros((8, 28, 28, 1), np.float32), np.zeros(8, np.int64))
+    monkeypatch.setattr(recipes, "load_dataset",
+                        lambda *a: (data, data, [str(i) for i in range(10)]))
+    monkeypatch.setattr(recipes, "atomic_write_json", _enospc)
+    argv = ["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--verbose", "0"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "dojang train: error: [Errno 28] No space left on device"
