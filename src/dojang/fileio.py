@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import tempfile
+from errno import EINVAL
 
 
 def _umask() -> int:
@@ -151,7 +152,7 @@ def decode_errors(source: str, error=ValueError):
         yield
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
             OSError, OverflowError) as e:
-        if isinstance(e, error) or (isinstance(e, OSError) and e.errno is not None):
+        if isinstance(e, error) or (isinstance(e, OSError) and e.errno not in (None, EINVAL)):
             raise  # already ours, or a real OS error (missing file, permission, disk)
         raise error(f"{source}: corrupt or unsupported data ({type(e).__name__}: {e})") \
             from None
