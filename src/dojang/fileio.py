@@ -7,8 +7,8 @@ never a mix; ``remove_orphans`` deletes the temporary files of killed writes.
 
 Reading untrusted bytes (see docs/security.md): ``read_capped`` (a file whose size is
 checked before reading), ``read_member`` / ``check_member`` (zip members: no encryption,
-stored or deflate only, sizes checked before inflating), ``gunzip_capped`` (streamed, stops
-at the cap), ``read_exact`` / ``read_into`` (exact-length streaming), ``loads_json`` (size
+stored or deflate only, sizes checked before inflating), ``read_exact`` / ``read_into``
+(exact-length streaming), ``loads_json`` (size
 and depth bounded), ``decode_errors`` (low-level exceptions become ValueError naming the
 file) and ``confined`` (a name from a file stays inside its folder).
 """
@@ -138,7 +138,7 @@ def check_at_end(stream, source: str, error=ValueError) -> None:
 
 
 @contextlib.contextmanager
-def decode_errors(source: str, error=ValueError):
+def decode_errors(source: str, error=ValueError, what: str = "corrupt or unsupported data"):
     """Turn the exceptions of the zip, zlib and gzip readers into ``error`` naming ``source``.
 
     ``RuntimeError`` (encrypted zip member), ``NotImplementedError`` (unknown compression
@@ -154,8 +154,7 @@ def decode_errors(source: str, error=ValueError):
             OSError, OverflowError) as e:
         if isinstance(e, error) or (isinstance(e, OSError) and e.errno not in (None, EINVAL)):
             raise  # already ours, or a real OS error (missing file, permission, disk)
-        raise error(f"{source}: corrupt or unsupported data ({type(e).__name__}: {e})") \
-            from None
+        raise error(f"{source}: {what} ({type(e).__name__}: {e})") from None
 
 
 def open_zip(path, source: str, max_members: int):
@@ -217,33 +216,6 @@ def read_member(zf, info, source: str, cap: int) -> bytes:
         data = read_exact(stream, info.file_size, where, "member")
         check_at_end(stream, where)
     return data
-
-
-def gunzip_capped(path, cap: int, source: str | None = None, error=ValueError) -> bytes:
-    """Decompress a gzip file in chunks, refusing it as soon as it exceeds ``cap`` bytes.
-
-    Example:
-        >>> import gzip, tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "f.gz")
-        >>> atomic_write(p, gzip.compress(b"abc"))
-        >>> gunzip_capped(p, 3)
-        b'abc'
-    """
-    import gzip
-
-    source = source or os.fspath(path)
-    parts, got = [], 0
-    with decode_errors(source, error), gzip.open(path, "rb") as f:
-        while True:
-            part = f.read(min(CHUNK, cap + 1 - got))
-            if not part:
-                break
-            got += len(part)
-            if got > cap:
-                raise error(f"{source}: Expected at most {cap} bytes once decompressed. "
-                            f"Received: more")
-            parts.append(part)
-    return b"".join(parts)
 
 
 def loads_json(blob: bytes, source: str, max_bytes: int = MAX_JSON_BYTES,

@@ -22,12 +22,11 @@ import io
 import math
 import os
 import struct
-import zlib
 
 import numpy as np
 
 from dojang.datasets._download import DatasetCorruptError
-from dojang.fileio import MAX_DEFLATE_RATIO
+from dojang.fileio import MAX_DEFLATE_RATIO, decode_errors, read_into
 
 # IDX dtype code -> big-endian NumPy dtype.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -45,18 +44,6 @@ def _read_upto(stream, n: int) -> bytes:
         parts.append(part)
         got += len(part)
     return b"".join(parts)
-
-
-def _fill(stream, array: np.ndarray) -> int:
-    """Read into ``array``'s bytes until it is full or the stream ends; returns the count."""
-    view = memoryview(array.reshape(-1).view(np.uint8))
-    got = 0
-    while got < len(view):
-        n = stream.readinto(view[got:got + (1 << 20)])
-        if not n:
-            break
-        got += n
-    return got
 
 
 def _parse_stream(stream, name: str, limit: int, size: int | None, digest) -> np.ndarray:
@@ -89,9 +76,7 @@ def _parse_stream(stream, name: str, limit: int, size: int | None, digest) -> np
     dtype = np.dtype(IDX_DTYPES[code])
     expected = header + math.prod(dims) * dtype.itemsize  # Python ints: no overflow
 
-    def wrong(count: str) -> DatasetCorruptError:
-        what = "truncated" if count != "more" and int(count) < expected else \
-            "has trailing bytes"
+    def wrong(what: str, count: str) -> DatasetCorruptError:
         return DatasetCorruptError(
             f"{name}: IDX file {what}: header says shape {dims} of {dtype.name} "
             f"({expected} bytes in all), the file has {count} bytes")
@@ -100,13 +85,11 @@ def _parse_stream(stream, name: str, limit: int, size: int | None, digest) -> np
         raise DatasetCorruptError(f"{name}: header says shape {dims} of {dtype.name} "
                                   f"({expected} bytes in all); Expected {size} bytes")
     if expected > limit:
-        raise wrong(str(limit))
+        raise wrong("truncated", str(limit))
     array = np.empty(dims, dtype)
-    got = _fill(stream, array)
-    if header + got < expected:
-        raise wrong(str(header + got))
+    read_into(stream, array, name, "IDX data", DatasetCorruptError)
     if stream.read(1):
-        raise wrong("more")
+        raise wrong("has trailing bytes", "more")
     if digest is not None:
         digest.update(head + raw_dims)
         digest.update(memoryview(array.reshape(-1).view(np.uint8)))
@@ -168,12 +151,7 @@ def read_idx(path: str | os.PathLike, *, size: int | None = None, digest=None) -
             raise DatasetCorruptError(f"{name}: Expected {size} bytes. Received: {length} "
                                       f"bytes")
         raw.seek(0)
-        try:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                return _parse_stream(stream, name, length * MAX_DEFLATE_RATIO + 1024, size,
-                                     digest)
-        except (EOFError, OSError, zlib.error) as exc:
-            if isinstance(exc, OSError) and exc.errno is not None:
-                raise
-            # EOFError: stream ends early; BadGzipFile (an OSError): CRC or length mismatch.
-            raise DatasetCorruptError(f"{path}: corrupt gzip data ({exc})") from None
+        # EOFError: stream ends early; BadGzipFile (an OSError): CRC or length mismatch.
+        with decode_errors(name, DatasetCorruptError, "corrupt gzip data"), \
+                gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+            return _parse_stream(stream, name, length * MAX_DEFLATE_RATIO + 1024, size, digest)
