@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from dojang import activations, ops
 from dojang import functional as F
+from dojang import ops
 from dojang.layers._args import (
     check_bool,
     resolve_activation,
@@ -30,10 +30,15 @@ from dojang.layers._args import (
     serialize_regularizer,
 )
 from dojang.layers.base import InputSpec, Layer
-from dojang.shapes import conv_macs, conv_output_length, resolve_padding
+from dojang.layers.fusion import fused_activation
+from dojang.shapes import (
+    PADDING_MODES,
+    SlidingWindow,
+    conv_macs,
+    resolve_padding,
+    transpose_output_length,
+)
 from dojang.validation import check_choice, check_data_format, check_int, standardize_tuple
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def normalize_padding(padding, rank: int, owner: str, strings_only: bool = False):
@@ -48,45 +53,16 @@ def padding_config(padding):
     return padding if isinstance(padding, str) else [list(p) for p in padding]
 
 
-class SlidingWindow:
-    """Geometry of a window sliding over the spatial axes, shared by convolution and pooling.
-
-    The layer sets ``rank``, ``strides``, ``padding`` and ``_channels_last`` and defines
-    ``_window`` (kernel size) and ``_dilation``; shapes may hold None (unknown sizes).
-    Per spatial dim ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
-    """
-
-    def _spatial(self, shape):
-        return tuple(shape[1:-1] if self._channels_last else shape[2:])
-
-    def _pads(self, spatial):
-        known = tuple(1 if s is None else s for s in spatial)
-        return resolve_padding(self.padding, known, self._window, self.strides, self._dilation)
-
-    def _out_spatial(self, spatial):
-        pads = self._pads(spatial)
-        return tuple(None if L is None else conv_output_length(L, k, s, *p, d)
-                     for L, k, s, p, d in zip(spatial, self._window, self.strides, pads,
-                                              self._dilation))
-
-    def _layout(self, batch, spatial, channels):
-        return ((batch,) + tuple(spatial) + (channels,) if self._channels_last
-                else (batch, channels) + tuple(spatial))
-
-    def receptive_field_spec(self, input_shape):
-        pads = self._pads(self._spatial(input_shape))
-        return {"kernel": self._window, "stride": self.strides,
-                "pad_before": tuple(p[0] for p in pads), "dilation": self._dilation}
-
-
 class BaseConv(SlidingWindow, Layer):
     """What every convolution layer shares: geometry, activation, bias, data format.
 
-    Subclasses set ``rank`` and implement ``_make_kernels(c_in)``, ``_convolve(x)`` and
-    ``_out_channels(c_in)``.
+    Subclasses set ``rank`` and implement ``_make_kernels(c_in)``,
+    ``_convolve(x, activation)`` (``activation``: None or a name from
+    ``fusable_activations``, applied by the op itself) and ``_out_channels(c_in)``.
     """
 
     rank = 2
+    fusable_activations: tuple[str, ...] = ("relu",)
 
     def __init__(self, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias: bool = True,
@@ -129,7 +105,9 @@ class BaseConv(SlidingWindow, Layer):
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={self._channel_axis: c_in})
 
     def call(self, inputs, training: bool = False):
-        return self.activation(self._convolve(inputs))
+        fused = fused_activation(self)
+        out = self._convolve(inputs, fused)
+        return out if fused else self.activation(out)
 
     def compute_output_shape(self, input_shape):
         c_in = input_shape[self._channel_axis]
@@ -227,15 +205,8 @@ class Conv(BaseConv):
     def _groups(self, c_in) -> int:
         return self.groups
 
-    def _convolve(self, x):
-        return self._conv(x, self.kernel, self.groups, self.bias)
-
-    def call(self, inputs, training: bool = False):
-        # ReLU is fused into the convolution: applied in place on the GEMM output, and its
-        # backward masks the gradient inside the conv's backward (one pass fewer each way).
-        if self.activation is activations.relu:
-            return self._conv(inputs, self.kernel, self.groups, self.bias, activation="relu")
-        return super().call(inputs, training)
+    def _convolve(self, x, activation=None):
+        return self._conv(x, self.kernel, self.groups, self.bias, activation=activation)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters, "groups": self.groups,
@@ -261,18 +232,6 @@ class Conv3D(Conv):
     rank = 3
 
 
-def _transpose_length(L, k, s, d, padding, output_padding):
-    if L is None:
-        return None
-    span = d * (k - 1) + 1
-    if isinstance(padding, str):
-        if output_padding is None:
-            return L * s + max(span - s, 0) if padding == "valid" else L * s
-        pad = span // 2 if padding == "same" else 0
-        return (L - 1) * s + span - 2 * pad + output_padding
-    return (L - 1) * s - padding[0] - padding[1] + span + (output_padding or 0)
-
-
 class ConvTranspose(Conv):
     """N-d transposed convolution (``Conv2DTranspose`` etc.): the adjoint of ``Conv``.
 
@@ -293,6 +252,8 @@ class ConvTranspose(Conv):
         (1, 14, 14, 8)
     """
 
+    fusable_activations = ()  # the transposed op has no fused activation
+
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
                  output_padding=None, data_format=None, dilation_rate=1, activation=None,
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
@@ -312,11 +273,11 @@ class ConvTranspose(Conv):
         extra = self.output_padding or (None,) * self.rank
         pad = self.padding
         return tuple(
-            _transpose_length(L, k, s, d, pad if isinstance(pad, str) else pad[i], op)
+            transpose_output_length(L, k, s, d, pad if isinstance(pad, str) else pad[i], op)
             for i, (L, k, s, d, op) in enumerate(zip(spatial, self.kernel_size, self.strides,
                                                      self.dilation_rate, extra)))
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         out = self._out_spatial(self._spatial(x.shape))
         return F.conv_transpose(x, self.kernel, output_shape=out, strides=self.strides,
                                 padding=self.padding, data_format=self.data_format,
@@ -397,14 +358,14 @@ class DepthwiseConv2D(BaseConv):
     def _groups(self, c_in) -> int:
         return c_in
 
-    def _depthwise(self, x, bias):
+    def _depthwise(self, x, bias, activation=None):
         c_in = self.depthwise_kernel.shape[-2]
         kernel = ops.reshape(self.depthwise_kernel,
                              self.kernel_size + (1, c_in * self.depth_multiplier))
-        return self._conv(x, kernel, c_in, bias)
+        return self._conv(x, kernel, c_in, bias, activation=activation)
 
-    def _convolve(self, x):
-        return self._depthwise(x, self.bias)
+    def _convolve(self, x, activation=None):
+        return self._depthwise(x, self.bias, activation)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -449,9 +410,9 @@ class SeparableConv2D(DepthwiseConv2D):
     def _out_channels(self, c_in) -> int:
         return self.filters
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         return self._conv(self._depthwise(x, None), self.pointwise_kernel, 1, self.bias,
-                          strides=1, padding="valid")
+                          strides=1, padding="valid", activation=activation)
 
     def compute_macs(self, input_shape, output_shape) -> int:
         c_in = input_shape[self._channel_axis]

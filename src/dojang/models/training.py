@@ -294,7 +294,8 @@ class Trainer:
         """Outputs for ``x`` in batches, in inference mode (no graph, dropout off).
 
         Returns:
-            NumPy array ``(N, ...)`` (on the CPU); ``(0, ...)`` for an empty ``x``.
+            NumPy array ``(N, ...)`` (on the CPU); a list of them for a model with
+            several outputs; ``(0, ...)`` for an empty ``x``.
         """
         from dojang import callbacks as cb
 
@@ -308,11 +309,17 @@ class Trainer:
         with no_grad():
             for step, idx in enumerate(_batches(len(x), batch_size)):
                 callback_list.on_predict_batch_begin(step)
-                outs.append(backend.to_numpy(self(x[idx], training=False).data))
+                y = self(x[idx], training=False)
+                outs.append([backend.to_numpy(t.data) for t in y] if isinstance(y, list)
+                            else backend.to_numpy(y.data))
                 callback_list.on_predict_batch_end(step)
         callback_list.on_predict_end()
+        if outs and isinstance(outs[0], list):
+            return [np.concatenate(parts) for parts in zip(*outs)]
         if outs:
             return np.concatenate(outs)
         # No examples: the right shape, (0, *output), from the model's shape arithmetic.
         shape = self.compute_output_shape((None,) + tuple(x.shape[1:]))
+        if shape and isinstance(shape[0], (tuple, list)):
+            return [np.zeros((0, *s[1:]), dtype=self.dtype) for s in shape]
         return np.zeros((0, *shape[1:]), dtype=self.dtype)
