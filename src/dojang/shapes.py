@@ -29,6 +29,7 @@ def _check_ints(owner: str, **args: tuple) -> None:
     for name, (value, minimum) in args.items():
         check_int(value, name, owner, min_value=minimum)
 
+
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
