@@ -25,7 +25,7 @@ from dojang.validation import check_bool, check_choice, check_int, is_int, stand
 
 
 def _check_ints(owner: str, **args: tuple) -> None:
-    """``name=(value, minimum)`` pairs, each checked as an int >= minimum."""
+    """``name=(value, minimum)`` pairs, each checked as an int >= minimum (any int for None)."""
     for name, (value, minimum) in args.items():
         check_int(value, name, owner, min_value=minimum)
 
@@ -39,6 +39,8 @@ def conv_output_length(
 ) -> int:
     """Output length of a convolution or pooling along one dimension.
 
+    A negative padding crops (the kernels' full correlation uses it).
+
     Example:
         >>> conv_output_length(4, 3, 1, 1, 1)     # 4x4 input, 3x3 filter, padding 1
         4
@@ -47,10 +49,10 @@ def conv_output_length(
 
     Raises:
         TypeError/ValueError: "conv_output_length: Expected stride to be an int >= 1.
-            Received: stride=0" (lengths and padding >= 0; kernel, stride, dilation >= 1).
+            Received: stride=0" (length >= 0; kernel, stride, dilation >= 1; paddings ints).
     """
     _check_ints("conv_output_length", length=(length, 0), kernel=(kernel, 1),
-                stride=(stride, 1), pad_before=(pad_before, 0), pad_after=(pad_after, 0),
+                stride=(stride, 1), pad_before=(pad_before, None), pad_after=(pad_after, None),
                 dilation=(dilation, 1))
     span = dilation * (kernel - 1) + 1
     padded = length + pad_before + pad_after
