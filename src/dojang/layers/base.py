@@ -10,8 +10,6 @@ when unknown).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import inspect
 import re
@@ -23,39 +21,12 @@ import numpy as np
 from dojang import backend, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
+from dojang.layers import weight_source
 from dojang.layers.node import KerasTensor, Node, is_symbolic, node_attribute
-from dojang.validation import is_int
+from dojang.validation import check_float_dtype, is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
-_WEIGHT_SOURCE: contextvars.ContextVar = contextvars.ContextVar("weight_source", default=None)
-
-
-@contextlib.contextmanager
-def weights_from(source):
-    """Scope in which ``add_weight`` takes every weight from ``source`` instead of
-    initializing it: ``source.take(layer, name, shape, dtype)`` checks the declared shape
-    against what a file stores and returns the (not yet filled) array.
-
-    Loaders use it so that a file's architecture never allocates or initializes a weight
-    that the file does not hold (see docs/security.md).
-    """
-    token = _WEIGHT_SOURCE.set(source)
-    try:
-        yield source
-    finally:
-        _WEIGHT_SOURCE.reset(token)
-
-
-def _check_dtype(dtype, owner: str) -> np.dtype:
-    msg = f"{owner}: Expected dtype to be a float dtype such as 'float32'. Received: dtype="
-    try:
-        value = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{msg}{dtype!r}") from None
-    if value.kind != "f":
-        raise ValueError(f"{msg}{dtype!r}")
-    return value
 
 
 def clear_session() -> None:
@@ -168,7 +139,7 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: Expected name to be a non-empty string. "
                              f"Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self.dtype = _check_dtype(dtype, f"{type(self).__name__} '{self.name}'") \
+        self.dtype = check_float_dtype(dtype, "dtype", f"{type(self).__name__} '{self.name}'") \
             if dtype is not None else get_default_dtype()
         self._trainable = bool(trainable)
         self.built = False
@@ -225,7 +196,7 @@ class Layer:
 
         dtype = np.dtype(dtype) if dtype is not None else self.dtype
         shape = tuple(int(s) for s in shape)
-        source = _WEIGHT_SOURCE.get()
+        source = weight_source.current()
         if source is not None:
             value = source.take(self, name, shape, dtype)
         else:

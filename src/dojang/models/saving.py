@@ -188,7 +188,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         >>> dj.models.load_model(p).count_params()
         8
     """
-    from dojang.layers.base import weights_from
+    from dojang.layers.weight_source import weights_from
 
     source = os.fspath(path)
     with archive.ModelArchive(path) as opened:
