@@ -311,8 +311,8 @@ class Layer:
         with the formula.
         """
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]  # moved by
-        # __call__ to the layer's device, like any array input
+        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]  # __call__
+        # moves them to the layer's device
         with no_grad():
             out = self(zeros if _is_shape_list(input_shape) else zeros[0])
         return (input_shape[0][0] if _is_shape_list(input_shape) else input_shape[0],) + \
@@ -421,19 +421,10 @@ class Layer:
 
     # ---------------------------------------------------------------- misc
     def to(self, device: str) -> Layer:
-        """Move every weight to ``device`` in place; returns self.
+        """Move every weight to ``device`` (a name as for ``Tensor.to``) in place; returns self.
 
         Weights created later (by ``build``) are created there, and array inputs given to
         the layer are moved there; Tensor inputs must already be there.
-
-        Args:
-            device: a device name, as for ``Tensor.to``.
-
-        Example:
-            >>> import dojang as dj
-            >>> layer = dj.layers.Dense(2).to("cpu")
-            >>> layer(dj.Tensor([[1.0, 2.0]])).device
-            'cpu'
         """
         device = backend.check_device(device)
         for w in self.weights:
