@@ -42,8 +42,7 @@ bench: $(VENV)/.test
 # installed): the oracle suite on CuPy arrays, then the GPU benchmark.
 GPU_PYTHON ?= python3
 test-gpu:
-	DOJANG_TEST_DEVICE=gpu PYTHONPATH=src $(GPU_PYTHON) -m pytest -q -x -p no:cacheprovider \
-	  -m device tests
+	DOJANG_TEST_DEVICE=gpu PYTHONPATH=src $(GPU_PYTHON) -m pytest -q -p no:cacheprovider tests
 
 bench-gpu:
 	PYTHONPATH=src $(GPU_PYTHON) bench/gpu.py
