@@ -61,9 +61,9 @@ def filter(image, name: str) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> step = np.repeat([[0.0, 0.0, 1.0, 1.0]], 3, axis=0)
-        >>> filter(step, "sobel_x")[1]
-        array([0., 4., 4., 0.])
+        >>> step = np.repeat([[0.0, 0.0, 1.0, 1.0]], 3, axis=0)   # dark | light
+        >>> filter(step, "sobel_x")[1, 1:3]                       # the edge, inside
+        array([4., 4.])
     """
     from dojang.functional import conv2d
 
