@@ -4,7 +4,7 @@ Examples::
 
     dojang show features runs/seed conv.png --layer conv2d_1
     dojang show filters model.dojang
-    dojang show rf runs/seed --layer conv2d_1 shirt.png
+    dojang show rf runs/seed --layer conv2d_1 --image shirt.png
     dojang show gradcam runs/seed shirt.png
     dojang show kernel sobel photo.jpg
     dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
@@ -46,7 +46,7 @@ def register(sub) -> None:
     rf = model_cmd("rf", "theoretical and effective receptive field of a layer", False,
                    "layer name or index (default: the last layer with a spatial output)",
                    show_rf)
-    rf.add_argument("image", nargs="?", help="image to draw the field on (default: grey)")
+    rf.add_argument("--image", help="image file to draw the field on (default: grey)")
     for name, what in (("gradcam", "Grad-CAM"), ("saliency", "gradient saliency")):
         p = model_cmd(name, f"{what} heatmap of a classifier on an image", True,
                       "conv layer name or index (default: the last Conv2D)", show_heatmap)
