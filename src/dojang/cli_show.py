@@ -128,11 +128,16 @@ def _layer_arg(text):
 
 
 def _model_image(model, path):
+    """The image file at the model's input size and channels (its own size where the
+    model takes any)."""
     from dojang.image import load
-    from dojang.viz.probe import input_shape
 
-    h, w, c = input_shape(model)
-    return load(path, (h, w), c)
+    shape = model.input_shape
+    if isinstance(shape, list) or shape is None or len(shape) != 4:
+        raise ValueError(f"model '{model.name}' does not take one image batch (N, H, W, C); "
+                         f"its input shape is {shape}")
+    _, h, w, c = shape
+    return load(path, None if h is None or w is None else (h, w), c)
 
 
 def _first_conv(model, layer):
