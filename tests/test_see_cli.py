@@ -93,7 +93,7 @@ def test_predict_takes_a_model_file(workspace, capsys):
     (["show", "rf", "{d}/model.dojang", "--layer", "dense"], "has no spatial output"),
     (["show", "filters", "{d}/model.dojang", "--layer", "max_pooling2d"],
      "has no 2-d conv filters"),
-    (["show", "filters", "{d}/nowhere"], "no such run directory or model file"),
+    (["show", "filters", "{d}/nowhere"], "is not a dojang run directory"),
     (["show", "kernel", "sobel", "{d}/missing.png"], "no such image file"),
     (["explain", "conv", "--input", "2x2", "--kernel", "3"], "impossible convolution"),
 ])

@@ -119,15 +119,13 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _final_model(run: str):
-    """``(run state, model)`` of a run directory; ``({}, model)`` for a model file, read by
-    ``dojang.models.load_model`` (which picks the format)."""
+def _final_model(run: str, files: bool = False):
+    """``(run state, model)`` of a run directory; with ``files``, ``({}, model)`` for a model
+    file, read by ``dojang.models.load_model`` (which picks the format)."""
     from dojang import models, recipes
 
-    if os.path.isfile(run):
+    if files and os.path.isfile(run):
         return {}, models.load_model(run)
-    if not os.path.isdir(run):
-        raise ValueError(f"no such run directory or model file: {run!r}")
     state = recipes.read_run(run)
     path = os.path.join(run, "model.dojang")
     if not os.path.exists(path):
@@ -162,7 +160,7 @@ def load_image(path: str, height: int, width: int, channels: int, invert: bool =
 
 
 def cmd_predict(args) -> int:
-    state, model = _final_model(args.run)
+    state, model = _final_model(args.run, files=True)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
     batch = np.stack([load_image(p, h, w, c, args.invert) for p in args.images])

@@ -117,7 +117,7 @@ def _out(args, default: str) -> str:
 def _model(source: str):
     from dojang.cli import _final_model
 
-    return _final_model(source)[1]
+    return _final_model(source, files=True)[1]
 
 
 def _layer_arg(text):
