@@ -47,6 +47,8 @@ def register(sub) -> None:
                    "layer name or index (default: the last layer with a spatial output)",
                    show_rf)
     rf.add_argument("--image", help="image file to draw the field on (default: grey)")
+    rf.add_argument("--unit", type=_unit, help="ROW,COL of the output unit whose box is drawn "
+                                                "(default: the centre unit)")
     for name, what in (("gradcam", "Grad-CAM"), ("saliency", "gradient saliency")):
         p = model_cmd(name, f"{what} heatmap of a classifier on an image", True,
                       "conv layer name or index (default: the last Conv2D)", show_heatmap)
@@ -95,6 +97,14 @@ def _size(text: str) -> tuple[int, ...]:
     if not 1 <= len(values) <= 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected 1 to 3 positive sizes like 5x5, got {text!r}")
     return values
+
+
+def _unit(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROW,COL like 3,4, got {text!r}") from None
+    return row, col
 
 
 def _padding(text: str):
@@ -192,7 +202,12 @@ def show_rf(args) -> int:
     image = _model_image(model, args.image) if args.image else \
         np.full(input_shape(model), 0.5, dtype=np.float32)
     erf = effective_receptive_field(model, layer.name)
-    print(plot_receptive_field(image, receptive_field_box(model, layer.name), erf,
+    out = layer._io_shapes[1][1:3]
+    if args.unit is not None and not all(0 <= u < o for u, o in zip(args.unit, out)):
+        raise ValueError(f"--unit {args.unit} is outside layer {layer.name!r}'s output "
+                         f"({out[0]}x{out[1]})")
+    box = receptive_field_box(model, layer.name, args.unit)
+    print(plot_receptive_field(image, box, erf,
                                rms_radius(erf), _out(args, f"rf_{layer.name}.png"), layer.name))
     return 0
 

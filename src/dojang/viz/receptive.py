@@ -37,7 +37,7 @@ def receptive_field(model, layer=None):
 
     Raises:
         ValueError: an unknown or non-spatial layer, or a layer whose field is unknown
-            (a transposed convolution on the way).
+            (a transposed convolution on the way, or a subclassed model).
 
     Example:
         >>> import dojang as dj
@@ -55,10 +55,12 @@ def receptive_field(model, layer=None):
         shapes = lay._io_shapes
         if type(lay).__name__ == "InputLayer":
             rf = _initial_rf(lay.output.shape)
+        elif inbound is None:  # a subclassed model: its call, not its layers, is the graph
+            rf = "?"
         else:
             in_shape = shapes[0]
             first = in_shape[0] if isinstance(in_shape, list) else in_shape
-            prior = [rfs.get(id(src), "?") for src in inbound or []] or [_initial_rf(first)]
+            prior = [rfs.get(id(src), "?") for src in inbound] or [_initial_rf(first)]
             rf = _step(lay, _combine(prior), in_shape)
         rfs.setdefault(id(lay), rf)
         if lay is target:
