@@ -250,7 +250,6 @@ def test_box_of_a_chosen_unit_and_subclassed_models():
 
     net = Net()
     net(np.zeros((1, 6, 6, 1), np.float32))
-    with pytest.raises(ValueError, match="is not known"):
-        viz.receptive_field(net, 0)
+    assert viz.receptive_field_box(net, 0) == (2, 2, 5, 5)  # unit (2, 2), traced via call
     erf = viz.effective_receptive_field(net, 0, np.ones((2, 6, 6, 1)))
     assert erf.shape == (6, 6) and erf[2:5, 2:5].sum() == pytest.approx(1.0)  # centre (2, 2)

@@ -144,11 +144,13 @@ def _model_image(model, path):
     """The image file at the model's input size and channels (its own size where the
     model takes any)."""
     from dojang.image import load
+    from dojang.models import graph
 
-    shape = model.input_shape
-    if isinstance(shape, list) or shape is None or len(shape) != 4:
+    inputs = graph.model_inputs(model)
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if shape is None or len(shape) != 4:
         raise ValueError(f"model '{model.name}' does not take one image batch (N, H, W, C); "
-                         f"its input shape is {shape}")
+                         f"its inputs are {[t.shape for t in inputs]}")
     _, h, w, c = shape
     return load(path, None if h is None or w is None else (h, w), c)
 

@@ -94,7 +94,13 @@ def input_shape(model) -> tuple:
     Raises:
         ValueError: for a model with several inputs or whose input size is unknown.
     """
-    shape = getattr(model, "input_shape", None)
+    from dojang.models import graph
+
+    try:
+        inputs = graph.model_inputs(model)
+        shape = inputs[0].shape if len(inputs) == 1 else [t.shape for t in inputs]
+    except ValueError:  # not built, or a subclassed call that cannot be traced
+        shape = None
     if isinstance(shape, list) or shape is None or None in tuple(shape)[1:]:
         raise ValueError(f"model '{model.name}' needs one input of known size (its input "
                          f"shape is {shape}); pass inputs= explicitly")
@@ -170,9 +176,12 @@ def logits(model):
     ``Softmax``/``Activation('softmax')`` layer, becomes the identity.
     """
     from dojang import activations
+    from dojang.models import graph
 
-    outputs = getattr(model, "outputs", None)
-    last = outputs[0].node.layer if outputs else _layers(model)[-1]
+    try:
+        last = graph.model_outputs(model)[0].node.layer
+    except ValueError:  # a subclassed call that cannot be traced: its last layer
+        last = _layers(model)[-1]
     if getattr(last, "activation", None) is activations.softmax:
         last.activation = activations.linear
         try:
