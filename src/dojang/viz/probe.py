@@ -143,20 +143,22 @@ def layer_output(model, layer, x, training: bool = False):
 
     Args:
         model: any model that calls ``layer`` (Sequential, functional, subclassed).
-        layer: the Layer object (``find_layer`` resolves names and indices).
+        layer: a Layer of the model, or its name or index in ``model.layers``.
         x: the model's input (an array or Tensor); gradients flow back to it.
         training: the mode the model runs in.
 
     Raises:
-        ValueError: if running the model never calls ``layer``.
+        ValueError: an unknown layer, or one that running the model never calls.
 
     Example:
         >>> import dojang as dj, numpy as np
         >>> m = dj.Sequential([dj.layers.Conv2D(2, 3, input_shape=(6, 6, 1)),
         ...                    dj.layers.Flatten(), dj.layers.Dense(3)])
-        >>> layer_output(m, m.layers[0], np.ones((1, 6, 6, 1))).shape
+        >>> layer_output(m, 0, np.ones((1, 6, 6, 1))).shape
         (1, 4, 4, 2)
     """
+    if isinstance(layer, (str, int, np.integer)):
+        layer = find_layer(model, layer, spatial=False)
     with tap(layer, stop=True) as seen:
         try:
             model(x, training=training)
