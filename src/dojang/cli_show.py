@@ -125,9 +125,9 @@ def _out(args, default: str) -> str:
 
 
 def _model(source: str):
-    from dojang.cli import _final_model
+    from dojang.recipes import final_model
 
-    return _final_model(source, files=True)[1]
+    return final_model(source, files=True)[1]
 
 
 def _layer_arg(text):
