@@ -8,6 +8,8 @@ Examples::
     dojang evaluate runs/fast
     dojang predict runs/fast shirt.png --top-k 3
     dojang summary fashion_cnn
+    dojang show features runs/fast shirt.png --layer conv2d_1   # see dojang/cli_show.py
+    dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
 
 Bad arguments, user errors and operating-system errors (read-only or full disk, missing
 permission) print one line (``dojang: error: ...``) and exit with status 2; what can be
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="classify image files with a run's model",
                         description="Print the top-k classes of each image.")
-    pr.add_argument("run", help="run directory")
+    pr.add_argument("run", help="run directory or model file (.dojang)")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--top-k", type=_positive_int, default=3)
     pr.add_argument("--invert", action="store_true",
@@ -90,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a zoo model's summary",
                        description="Print the layer table of a zoo model.")
     s.add_argument("model", choices=sorted(zoo.MODELS))
+
+    from dojang import cli_show
+
+    cli_show.register(sub)
     return p
 
 
@@ -115,23 +121,10 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _final_model(run: str):
-    from dojang import models, recipes
-    from dojang.fileio import confined
-
-    state = recipes.read_run(run)
-    path = confined(run, "model.dojang", "model")
-    if not os.path.exists(path):
-        if not state.get("checkpoint"):
-            raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
-        path = confined(run, state["checkpoint"], "checkpoint")
-    return state, models.load_model(path)
-
-
 def cmd_evaluate(args) -> int:
     from dojang import metrics, recipes
 
-    state, model = _final_model(args.run)
+    state, model = recipes.final_model(args.run)
     recipe = recipes.Recipe(**state["recipe"])
     _, (x_test, y_test), class_names = recipes.load_dataset(recipe.dataset, args.data_dir,
                                                             recipe.limit)
@@ -146,31 +139,19 @@ def cmd_evaluate(args) -> int:
 
 def load_image(path: str, height: int, width: int, channels: int, invert: bool = False):
     """Read an image file as a float32 (H, W, C) array in [0, 1] at the model's size."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError("predict needs Pillow to read images: pip install 'dojang[images]'"
-                         ) from None
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((width, height), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ValueError(f"no such image file: {path!r}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read {path!r} as an image: {e}") from None
-    if channels not in (1, 3):
-        raise ValueError(f"the model expects {channels} channels; images have 1 or 3")
-    arr = arr.reshape(height, width, channels)
+    from dojang.image import load
+
+    arr = load(path, (height, width), channels)
     return 1.0 - arr if invert else arr
 
 
 def cmd_predict(args) -> int:
+    from dojang import recipes
+
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:  # checked before the model is loaded
         raise ValueError(f"no such image file: {missing[0]!r}")
-    state, model = _final_model(args.run)
+    state, model = recipes.final_model(args.run, files=True)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
     batch = np.stack([load_image(p, h, w, c, args.invert) for p in args.images])
@@ -198,7 +179,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "func", None) or COMMANDS[args.command])(args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, TypeError, OSError) as e:
