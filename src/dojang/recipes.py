@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dojang.callbacks import Callback, EarlyStopping
+from dojang.distribute.base import current as current_strategy
 from dojang.fileio import atomic_write, atomic_write_json
 
 RUN_FORMAT = 1
@@ -96,7 +97,7 @@ class RunCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         ckpt = f"ckpt-{epoch + 1:03d}.dojang"
-        self.model.save(os.path.join(self.run_dir, ckpt))
+        self.model.save(os.path.join(self.run_dir, ckpt))  # writes on the chief only
         history = self.state["history"]
         for k, v in (logs or {}).items():
             history.setdefault(k, []).append(float(v))
@@ -109,6 +110,8 @@ class RunCheckpoint(Callback):
                                             "stopped_epoch": es.stopped_epoch}
         old = self.state.get("checkpoint")
         self.state.update(epoch=epoch + 1, checkpoint=ckpt)
+        if not current_strategy().is_chief:  # every process keeps the state; one writes
+            return
         atomic_write_json(os.path.join(self.run_dir, "run.json"), self.state)
         atomic_write(os.path.join(self.run_dir, "history.csv"), history_csv(history))
         if old and old != ckpt:
