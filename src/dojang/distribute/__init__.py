@@ -1,7 +1,8 @@
 """Training strategies: one process (the default) or data parallelism over MPI.
 
 ``fit``, ``evaluate`` and ``predict`` take ``strategy=``; see :mod:`dojang.distribute.base`
-for the hooks a strategy provides.
+for the hooks a strategy provides and :mod:`dojang.distribute.mpi` for ``MPIStrategy``
+(mpi4py is imported when one is created, not here).
 
 Example:
     >>> import dojang as dj
@@ -10,5 +11,8 @@ Example:
 """
 
 from dojang.distribute.base import SingleProcess, Strategy, current, shard_bounds
+from dojang.distribute.mpi import CollectiveTimeout, MPIStrategy
+from dojang.distribute.sync_batchnorm import SyncBatchNormalization
 
-__all__ = ["SingleProcess", "Strategy", "current", "shard_bounds"]
+__all__ = ["CollectiveTimeout", "MPIStrategy", "SingleProcess", "Strategy",
+           "SyncBatchNormalization", "current", "shard_bounds"]

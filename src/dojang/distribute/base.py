@@ -109,6 +109,9 @@ class Strategy:
     def barrier(self) -> None:
         """Wait until every process gets here."""
 
+    def check_same(self, what: str, value: str) -> None:
+        """Raise ValueError on every process unless all pass the same ``value``."""
+
     @contextlib.contextmanager
     def scope(self):
         """Make this the strategy :func:`current` returns inside the ``with`` block."""

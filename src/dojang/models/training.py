@@ -54,11 +54,44 @@ def _distributed_loader(loader, strategy, owner: str):
     return loader.sharded(strategy.size, strategy.shard)
 
 
-def _check_shard_size(n: int, batch_size: int, strategy, owner: str) -> None:
-    if strategy.size > 1 and n < strategy.size * batch_size:
-        raise ValueError(f"{owner}: Expected at least size * batch_size = {strategy.size} * "
+def _check_shard_size(n: int, batch_size: int, strategy, model, owner: str) -> None:
+    size = strategy.size
+    if n < size * batch_size:
+        raise ValueError(f"{owner}: Expected at least size * batch_size = {size} * "
                          f"{batch_size} examples, so that every process's shard holds one "
                          f"batch. Received: {n} examples")
+    last = n % (size * batch_size)
+    synchronized = [layer.name for layer in _all_layers(model)
+                    if getattr(layer, "synchronized", False)]
+    if 0 < last < size and synchronized:
+        raise ValueError(f"{owner}: the last batch of {last} examples leaves some of the "
+                         f"{size} processes without examples, and layer "
+                         f"'{synchronized[0]}' needs every process at every step. Expected "
+                         f"a number of examples whose remainder modulo {size * batch_size} is "
+                         f"0 or at least {size}. Received: {n} examples")
+
+
+def _all_layers(model) -> list:
+    out, stack = [], list(model._sublayers())
+    while stack:
+        layer = stack.pop()
+        out.append(layer)
+        stack.extend(layer._sublayers())
+    return out
+
+
+def _agree(model, strategy, x, y, batch_size: int) -> None:
+    """Refuse, on every process, a launch whose processes differ in model or data."""
+    import hashlib
+
+    digest = hashlib.sha256(type(model).__name__.encode())
+    for w in model.get_weights():
+        digest.update(f"{w.dtype.str}{w.shape}".encode())
+        digest.update(np.ascontiguousarray(w).tobytes())
+    strategy.check_same("model (class and weights; seed every process alike)",
+                        digest.hexdigest())
+    strategy.check_same("data and batch size",
+                        f"{x.shape} {x.dtype} {y.shape} {y.dtype} {batch_size}")
 
 
 def _global_results(metrics, strategy) -> dict:
@@ -250,9 +283,12 @@ class Trainer:
                 x, y, val = x[:split], y[:split], (x[split:], y[split:])
             if len(x) == 0:
                 raise ValueError("fit: no training examples left (check validation_split)")
-            _check_shard_size(len(x), batch_size, strategy, "fit")
             if getattr(self, "_fit_seed", None) is None:
                 self._fit_seed = int(dj_random.make_rng().integers(2**62))
+            if strategy.size > 1:
+                _agree(self, strategy, x, y, batch_size)
+                self._fit_seed = strategy.broadcast(self._fit_seed)
+                _check_shard_size(len(x), batch_size, strategy, self, "fit")
             loader = _distributed_loader(
                 BatchLoader(x, y, batch_size, shuffle=shuffle, seed=self._fit_seed),
                 strategy, "fit")
