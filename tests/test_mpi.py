@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -94,3 +95,76 @@ def test_ranks_that_disagree_on_the_model_are_refused_on_every_rank(tmp_path):
     assert lines == [f"rank {r} refused: MPIStrategy: Expected every rank to have the same "
                      "model (class and weights; seed every process alike). Received: ranks "
                      "[1] differ from rank 0" for r in (0, 1)]
+
+
+KILL_RANK_1 = (
+    "import os, signal\n"
+    "kill_at = os.environ.get('DOJANG_TEST_KILL_AT')\n"
+    "if kill_at and os.environ.get('PMI_RANK') == '1':\n"
+    "    from dojang import recipes\n"
+    "    end = recipes.RunCheckpoint.on_epoch_end\n"
+    "    def on_epoch_end(self, epoch, logs=None):\n"
+    "        end(self, epoch, logs)\n"
+    "        if str(epoch + 1) == kill_at:\n"
+    "            os.kill(os.getpid(), signal.SIGKILL)\n"
+    "    recipes.RunCheckpoint.on_epoch_end = on_epoch_end\n"
+)
+
+
+def test_cli_resume_from_rank_0_checkpoint_after_a_killed_rank(tmp_path):
+    """mpiexec -n 2 dojang train --distributed; rank 1 is killed after epoch 2 and the
+    launcher ends rank 0 (MPICH's Hydra also does with -disable-auto-cleanup when a PMI
+    message is pending for the dead rank; test_a_killed_rank... covers the timeout); the
+    last checkpoint is intact; --resume with 2 ranks ends where an uninterrupted 2-rank run
+    ends, bit for bit, and with 3 ranks it finishes the run too."""
+    from tests.test_cli import EPOCHS, LAUNCH, TRAIN, Workspace
+
+    ws = Workspace(tmp_path)
+    env = {**ws.env, **{k: v for k, v in ENV.items() if k != "PYTHONPATH"},
+           "DOJANG_MPI_TIMEOUT": "4"}
+
+    def launch(n, *args, extra_env=None, extra=()):
+        return subprocess.run(
+            [str(MPIEXEC), *extra, "-n", str(n), sys.executable, "-c", KILL_RANK_1 + LAUNCH,
+             *map(str, args)], cwd=tmp_path, env={**env, **(extra_env or {})},
+            capture_output=True, text=True, timeout=120)
+
+    whole = launch(2, *TRAIN, "--distributed", "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stdout.count("test accuracy") == 1  # the chief prints, the others do not
+    killed = launch(2, *TRAIN, "--distributed", "--out", tmp_path / "cut",
+                    extra_env={"DOJANG_TEST_KILL_AT": "2"})
+    assert killed.returncode != 0
+    state = json.loads((tmp_path / "cut" / "run.json").read_text())
+    done = state["epoch"]
+    assert done in (1, 2) and (tmp_path / "cut" / state["checkpoint"]).exists()
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut3")
+    for n, run in ((2, "cut"), (3, "cut3")):
+        resumed = launch(n, "train", "--resume", tmp_path / run, "--distributed")
+        assert resumed.returncode == 0, resumed.stderr
+        history = json.loads((tmp_path / run / "run.json").read_text())["history"]
+        assert len(history["loss"]) == EPOCHS
+    reference = json.loads((tmp_path / "whole" / "results.json").read_text())
+    got = json.loads((tmp_path / "cut" / "results.json").read_text())
+    assert got["test_loss"] == reference["test_loss"]
+    assert (json.loads((tmp_path / "cut" / "run.json").read_text())["history"]
+            == json.loads((tmp_path / "whole" / "run.json").read_text())["history"])
+    three = json.loads((tmp_path / "cut3" / "run.json").read_text())["history"]
+    whole_history = json.loads((tmp_path / "whole" / "run.json").read_text())["history"]
+    assert three["loss"][:done] == whole_history["loss"][:done]
+    assert three["loss"][done:] != whole_history["loss"][done:]  # 3 ranks: batch 96, not 64
+
+
+def test_distributed_without_a_launcher_runs_as_one_process_with_a_notice(tmp_path):
+    from tests.test_cli import TRAIN, Workspace
+
+    ws = Workspace(tmp_path)
+    env = {k: v for k, v in ws.env.items() if k not in ("PMI_SIZE", "PMI_RANK")}
+    proc = subprocess.run(ws.command([*TRAIN[:2], "1", *TRAIN[3:], "--distributed", "--out",
+                                      tmp_path / "one"], True), cwd=tmp_path,
+                          env={**env, "DOJANG_JIT": "0"}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert ("--distributed: not started by an MPI launcher; training as one process. Start N "
+            "processes with: mpiexec -n N dojang train --distributed") in proc.stderr
+    assert "test accuracy" in proc.stdout
