@@ -4,7 +4,8 @@
 Usage: python tests/mpi_worker.py SCENARIO OUT, with SCENARIO one of
 ``plain`` (a small float64 CNN, Adam, 2 epochs, shuffled), ``syncbn`` (the same with
 SyncBatchNormalization), ``kill`` (rank 1 kills itself at its third step; the others must
-raise CollectiveTimeout), ``mismatch`` (rank 1 seeds its model differently).
+raise CollectiveTimeout), ``mismatch`` (rank 1 seeds its model differently), ``small``
+(7 examples: less than one batch per rank).
 """
 
 import json
@@ -41,6 +42,8 @@ def main(scenario: str, out: str) -> None:
     dj.set_default_dtype("float64")
     strategy = dj.distribute.MPIStrategy()
     x, y = data(scenario)
+    if scenario == "small":
+        x, y = x[:7], y[:7]
     seed = 6 if scenario == "mismatch" and strategy.rank == 1 else 5
     model = build(scenario == "syncbn", seed)
     callbacks = []

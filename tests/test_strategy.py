@@ -140,3 +140,32 @@ def test_progress_bar_only_on_the_chief(capsys):
     assert capsys.readouterr().out == ""
     _model().fit(x, y, batch_size=8, epochs=1, verbose=2, strategy=Recorder(rank=0))
     assert "loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_sync_batch_norm_in_one_process_is_batch_norm(axis):
+    """Forward, input and parameter gradients, moving statistics: the same as
+    BatchNormalization when there is one process (float64)."""
+    x = np.random.default_rng(2).normal(size=(5, 3, 4, 6)) * 3 + 1
+    gy = np.random.default_rng(3).normal(size=x.shape)
+    outs = []
+    for cls in (dj.layers.BatchNormalization, dj.distribute.SyncBatchNormalization):
+        with dj.default_dtype("float64"):
+            layer = cls(axis=axis, momentum=0.5)
+            xt = dj.Tensor(x, requires_grad=True)
+            y = layer(xt, training=True)
+            (y * dj.Tensor(gy)).sum().backward()
+            outs.append([y.numpy(), xt.grad.numpy(), layer.gamma.grad.numpy(),
+                         layer.beta.grad.numpy(), layer.moving_mean.numpy(),
+                         layer.moving_variance.numpy(), layer(x, training=False).numpy()])
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_sync_batch_norm_round_trips_through_a_file(tmp_path):
+    dj.random.set_seed(0)
+    model = dj.Sequential([dj.layers.Dense(3, input_shape=(2,)),
+                           dj.distribute.SyncBatchNormalization()])
+    model.save(str(tmp_path / "m.dojang"))
+    again = dj.models.load_model(str(tmp_path / "m.dojang"))
+    assert type(again.layers[1]).__name__ == "SyncBatchNormalization"

@@ -12,7 +12,7 @@ MPICH moves a non-blocking collective forward only inside MPI calls, so on a pro
 no spare core (2 ranks on 2 cores, one thread each) there is nothing to overlap with.
 
 Every collective is non-blocking and waited on with a deadline (``timeout`` seconds,
-default ``DOJANG_MPI_TIMEOUT`` or 60): a rank that died or hangs makes the others raise
+default ``DOJANG_MPI_TIMEOUT`` or 30): a rank that died or hangs makes the others raise
 ``CollectiveTimeout`` instead of waiting forever, also when the launcher does not clean up
 (``mpiexec -disable-auto-cleanup``). Objects are broadcast as bytes, NumPy buffers or JSON,
 never pickled.
@@ -58,7 +58,7 @@ class MPIStrategy(Strategy):
 
     Args:
         timeout: seconds a collective may wait before ``CollectiveTimeout`` (default:
-            the environment variable ``DOJANG_MPI_TIMEOUT``, else 60).
+            the environment variable ``DOJANG_MPI_TIMEOUT``, else 30).
         bucket_bytes: size of a fused gradient bucket (default 4 MiB).
         comm: an mpi4py communicator (default ``MPI.COMM_WORLD``).
 
@@ -71,7 +71,7 @@ class MPIStrategy(Strategy):
 
     def __init__(self, timeout: float | None = None, bucket_bytes: int = 4 << 20, comm=None):
         if timeout is None:
-            text = os.environ.get("DOJANG_MPI_TIMEOUT", "60")
+            text = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
             try:
                 timeout = float(text)
             except ValueError:

@@ -60,6 +60,8 @@ def _check_shard_size(n: int, batch_size: int, strategy, model, owner: str) -> N
         raise ValueError(f"{owner}: Expected at least size * batch_size = {size} * "
                          f"{batch_size} examples, so that every process's shard holds one "
                          f"batch. Received: {n} examples")
+    from dojang.models.saving import _all_layers
+
     last = n % (size * batch_size)
     synchronized = [layer.name for layer in _all_layers(model)
                     if getattr(layer, "synchronized", False)]
@@ -69,15 +71,6 @@ def _check_shard_size(n: int, batch_size: int, strategy, model, owner: str) -> N
                          f"'{synchronized[0]}' needs every process at every step. Expected "
                          f"a number of examples whose remainder modulo {size * batch_size} is "
                          f"0 or at least {size}. Received: {n} examples")
-
-
-def _all_layers(model) -> list:
-    out, stack = [], list(model._sublayers())
-    while stack:
-        layer = stack.pop()
-        out.append(layer)
-        stack.extend(layer._sublayers())
-    return out
 
 
 def _agree(model, strategy, x, y, batch_size: int) -> None:
