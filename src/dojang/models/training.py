@@ -60,10 +60,10 @@ def _check_shard_size(n: int, batch_size: int, strategy, model, owner: str) -> N
         raise ValueError(f"{owner}: Expected at least size * batch_size = {size} * "
                          f"{batch_size} examples, so that every process's shard holds one "
                          f"batch. Received: {n} examples")
-    from dojang.models.saving import _all_layers
+    from dojang.models import graph
 
     last = n % (size * batch_size)
-    synchronized = [layer.name for layer in _all_layers(model)
+    synchronized = [layer.name for layer in graph.all_layers(model)
                     if getattr(layer, "synchronized", False)]
     if 0 < last < size and synchronized:
         raise ValueError(f"{owner}: the last batch of {last} examples leaves some of the "
@@ -371,7 +371,8 @@ class Trainer:
         ``size * batch_size`` examples and every process returns all ``N`` outputs.
 
         Returns:
-            NumPy array ``(N, ...)`` (on the CPU).
+            NumPy array ``(N, ...)`` (on the CPU); a list of them for a model with
+            several outputs.
         """
         from dojang import callbacks as cb
         from dojang.data import iterate_batches
@@ -390,9 +391,19 @@ class Trainer:
         with no_grad(), strategy.scope():
             for step, xb in enumerate(iterate_batches(x, None, global_batch, shard=shard)):
                 callback_list.on_predict_batch_begin(step)
-                out = (backend.to_numpy(self(xb, training=False).data) if len(xb)
-                       else np.zeros((0,), self.dtype))  # an empty shard: gather skips it
-                outs.append(out if shard is None else strategy.gather(out))
+                if len(xb):
+                    y = self(xb, training=False)
+                    out = ([backend.to_numpy(t.data) for t in y] if isinstance(y, list)
+                           else backend.to_numpy(y.data))
+                else:  # an empty shard of a last batch smaller than the processes
+                    out = [np.zeros((0,), self.dtype)] * len(self.outputs)
+                    out = out[0] if len(out) == 1 else out
+                if shard is not None:  # every process gets every shard's outputs
+                    out = ([strategy.gather(o) for o in out] if isinstance(out, list)
+                           else strategy.gather(out))
+                outs.append(out)
                 callback_list.on_predict_batch_end(step)
         callback_list.on_predict_end()
+        if outs and isinstance(outs[0], list):
+            return [np.concatenate(parts) for parts in zip(*outs)]
         return np.concatenate(outs) if outs else np.zeros((0,), dtype=self.dtype)
