@@ -73,7 +73,7 @@ def _check_shard_size(n: int, batch_size: int, strategy, model, owner: str) -> N
                          f"0 or at least {size}. Received: {n} examples")
 
 
-def _agree(model, strategy, x, y, batch_size: int) -> None:
+def _agree(model, strategy, data: str) -> None:
     """Refuse, on every process, a launch whose processes differ in model or data."""
     import hashlib
 
@@ -83,8 +83,7 @@ def _agree(model, strategy, x, y, batch_size: int) -> None:
         digest.update(np.ascontiguousarray(w).tobytes())
     strategy.check_same("model (class and weights; seed every process alike)",
                         digest.hexdigest())
-    strategy.check_same("data and batch size",
-                        f"{x.shape} {x.dtype} {y.shape} {y.dtype} {batch_size}")
+    strategy.check_same("data and batch size", data)
 
 
 def _global_results(metrics, strategy) -> dict:
@@ -265,6 +264,11 @@ class Trainer:
             if y is not None or validation_split:
                 raise ValueError("fit: with a batch loader as x, pass y=None and use "
                                  "validation_data instead of validation_split")
+            if strategy.size > 1:
+                settings = [getattr(x, k, None) for k in ("batch_size", "seed", "shuffle")]
+                _agree(self, strategy, f"{type(x).__name__} {len(x)} {settings}")
+                if hasattr(x, "x") and hasattr(x, "batch_size"):
+                    _check_shard_size(len(x.x), x.batch_size, strategy, self, "fit")
             loader = _distributed_loader(x, strategy, "fit")
         else:
             x, y = _as_array(x, "x", "fit"), _as_array(y, "y", "fit")
@@ -279,7 +283,7 @@ class Trainer:
             if getattr(self, "_fit_seed", None) is None:
                 self._fit_seed = int(dj_random.make_rng().integers(2**62))
             if strategy.size > 1:
-                _agree(self, strategy, x, y, batch_size)
+                _agree(self, strategy, f"{x.shape} {x.dtype} {y.shape} {y.dtype} {batch_size}")
                 self._fit_seed = strategy.broadcast(self._fit_seed)
                 _check_shard_size(len(x), batch_size, strategy, self, "fit")
             loader = _distributed_loader(
