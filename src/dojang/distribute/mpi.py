@@ -28,12 +28,12 @@ Example (``mpiexec -n 2 python train.py``)::
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
 
 from dojang.distribute.base import Strategy, register_process_strategy
+from dojang.settings import MPI_TIMEOUT_TEXT
 
 __all__ = ["CollectiveTimeout", "MPIStrategy"]
 
@@ -71,7 +71,7 @@ class MPIStrategy(Strategy):
 
     def __init__(self, timeout: float | None = None, bucket_bytes: int = 4 << 20, comm=None):
         if timeout is None:
-            text = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
+            text = MPI_TIMEOUT_TEXT
             try:
                 timeout = float(text)
             except ValueError:
