@@ -15,51 +15,49 @@ local scale: with ``S1 = sum_r (m_r/n) sum(gy_r)`` and ``S2 = sum_r (m_r/n) sum(
 
 from __future__ import annotations
 
-import math
-
 from dojang.autograd import Tensor
 from dojang.distribute.base import current
+from dojang.kernels.batchnorm.reference import _add_product, _column_dots, _column_sums, _Layout
 from dojang.layers.normalization import BatchNormalization
-from dojang.ops.nn import BatchNormTrain, _column_dots, _column_sums
+from dojang.ops.nn import BatchNormTrain
 
 
 class _SyncBatchNormTrain(BatchNormTrain):
-    """``BatchNormTrain`` whose sums run over every process (the NumPy reference path)."""
+    """``BatchNormTrain`` whose sums run over every process (NumPy reference kernels)."""
 
     def forward(self, x, gamma, beta):
-        self.jit = False
         self.strategy = strategy = current()
-        w = self._matrix(x)
-        m = math.prod(self.moved_shape[:-1])
-        summed = strategy.reduce_logs({"sum": self._fold(_column_sums(w))}, m)
+        self.lay = lay = _Layout(x, self.axis)
+        w = lay.matrix(x)
+        summed = strategy.reduce_logs({"sum": lay.fold(_column_sums(w))}, lay.n)
         n = summed["count"]
         mean = (summed["sum"] / n).astype(x.dtype, copy=False)
-        xc = w - self._tile(mean)
-        var = strategy.reduce_logs({"sq": self._fold(_column_dots(xc, xc))}, 0)["sq"] / n
+        xc = w - lay.tile(mean)
+        var = strategy.reduce_logs({"sq": lay.fold(_column_dots(xc, xc))}, 0)["sq"] / n
         var = var.astype(x.dtype, copy=False)
-        self.inv_std = 1 / self.xp.sqrt(var + self.epsilon)
-        self.scale = self.inv_std if gamma is None else gamma * self.inv_std
-        self.xc, self.rows, self.share = xc, m, m / n
+        self.inv_std = inv_std = 1 / lay.xp.sqrt(var + x.dtype.type(self.epsilon))
+        self.scale = scale = inv_std if gamma is None else gamma * inv_std
+        self.xc, self.share = xc, lay.n / n
         self._update_running(mean, var, empty=n == 0)
-        y = xc * self._tile(self.scale)
+        y = xc * lay.tile(scale)
         if beta is not None:
-            y += self._tile(beta)
-        return self._unmatrix(y)
+            y += lay.tile(beta)
+        return lay.unmatrix(y)
 
     def backward(self, gy):
-        xc, inv_std, scale, m = self.xc, self.inv_std, self.scale, self.rows
-        gyw = self._matrix(gy)
-        gy_sum = self._fold(_column_sums(gyw))
-        gy_xhat_sum = self._fold(_column_dots(gyw, xc)) * inv_std
+        lay, xc, inv_std, scale, m = self.lay, self.xc, self.inv_std, self.scale, self.lay.n
+        gyw = lay.matrix(gy)
+        gy_sum = lay.fold(_column_sums(gyw))
+        gy_xhat_sum = lay.fold(_column_dots(gyw, xc)) * inv_std
         total = self.strategy.reduce_logs({"s1": gy_sum * self.share,
                                            "s2": gy_xhat_sum * self.share}, 0)
         s1, s2 = (total[k].astype(gy.dtype, copy=False) for k in ("s1", "s2"))
         gx = None
         if self.needs_input_grad[0]:
-            gx = xc * self._tile(scale * inv_std * s2 / -m)
-            gx += self._tile(scale * s1 / -m)
-            gx += gyw * self._tile(scale)
-            gx = self._unmatrix(gx)
+            gx = xc * lay.tile(scale * inv_std * s2 / -m)
+            gx += lay.tile(scale * s1 / -m)
+            _add_product(gx, gyw, lay.tile(scale))
+            gx = lay.unmatrix(gx)
         return (gx, *self._param_grads(gy_sum, gy_xhat_sum))
 
 
