@@ -10,8 +10,10 @@ Examples::
     dojang predict runs/fast shirt.png --top-k 3
     dojang summary fashion_cnn
 
-Bad arguments and user errors print one line (``dojang: error: ...``) and exit with
-status 2; tracebacks are kept for bugs.
+Bad arguments, user errors and operating-system errors (read-only or full disk, missing
+permission) print one line (``dojang: error: ...``) and exit with status 2; what can be
+checked (a writable run directory, existing files) is checked before data is loaded or a
+model built. Tracebacks are kept for bugs.
 """
 
 from __future__ import annotations
@@ -137,13 +139,14 @@ def _strategy(args):
 
 def _final_model(run: str):
     from dojang import models, recipes
+    from dojang.fileio import confined
 
     state = recipes.read_run(run)
-    path = os.path.join(run, "model.dojang")
+    path = confined(run, "model.dojang", "model")
     if not os.path.exists(path):
         if not state.get("checkpoint"):
             raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
-        path = os.path.join(run, state["checkpoint"])
+        path = confined(run, state["checkpoint"], "checkpoint")
     return state, models.load_model(path)
 
 
@@ -186,6 +189,9 @@ def load_image(path: str, height: int, width: int, channels: int, invert: bool =
 
 
 def cmd_predict(args) -> int:
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:  # checked before the model is loaded
+        raise ValueError(f"no such image file: {missing[0]!r}")
     state, model = _final_model(args.run)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
@@ -219,7 +225,9 @@ def main(argv=None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        # OSError: a read-only --out, a full disk, a missing permission or file;
+        # ImportError: --distributed without mpi4py.
         print(f"dojang {args.command}: error: {e}", file=sys.stderr)
         return 2
     except CollectiveTimeout as e:  # another process of an MPI launch died or hangs

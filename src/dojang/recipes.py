@@ -20,7 +20,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,15 @@ import numpy as np
 
 from dojang.callbacks import Callback, EarlyStopping
 from dojang.distribute.base import current as current_strategy
-from dojang.fileio import atomic_write, atomic_write_json
+from dojang.fileio import (
+    atomic_write,
+    atomic_write_json,
+    check_writable,
+    confined,
+    loads_json,
+    read_capped,
+    remove_orphans,
+)
 
 RUN_FORMAT = 1
 
@@ -64,18 +71,34 @@ RECIPES = {
 }
 
 
+MAX_RUN_BYTES = 4 * 2**20
+
+
 def read_run(run_dir: str) -> dict:
-    """Read and check ``run.json`` of a run directory."""
-    path = os.path.join(run_dir, "run.json")
+    """Read and check ``run.json`` of a run directory.
+
+    A run only ever reads and deletes files inside its own directory: the checkpoint it
+    names must be a plain file name there (no absolute path, ``..`` or symbolic link).
+
+    Raises:
+        ValueError: no run.json, or one that is too large, not JSON, of another format,
+            or that names a file outside the run.
+    """
+    path = confined(run_dir, "run.json", "run file")
     try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
+        state = loads_json(read_capped(path, MAX_RUN_BYTES), path, max_bytes=MAX_RUN_BYTES)
     except FileNotFoundError:
         raise ValueError(f"{run_dir!r} is not a dojang run directory (no run.json)") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path!r} is not valid JSON: {e}") from None
     if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
         raise ValueError(f"{path!r}: Expected a run file of format {RUN_FORMAT}")
+    if state.get("checkpoint") is not None:
+        confined(run_dir, state["checkpoint"], "checkpoint")
+    epoch = state.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0 or \
+            not isinstance(state.get("recipe"), dict) or \
+            not isinstance(state.get("history"), dict):
+        raise ValueError(f"{path!r}: Expected 'epoch' (an int >= 0), 'recipe' and 'history' "
+                         f"entries. Received: epoch={epoch!r}"[:300])
     return state
 
 
@@ -115,7 +138,7 @@ class RunCheckpoint(Callback):
         atomic_write_json(os.path.join(self.run_dir, "run.json"), self.state)
         atomic_write(os.path.join(self.run_dir, "history.csv"), history_csv(history))
         if old and old != ckpt:
-            _remove(os.path.join(self.run_dir, old))
+            _remove(confined(self.run_dir, old, "checkpoint"))
 
 
 class StopOnInterrupt(Callback):
@@ -246,16 +269,25 @@ def _augmenter(recipe: Recipe):
     return _augment().compose(*(AUGMENTATIONS[name] for name in recipe.augment))
 
 
+def _resumable(run_dir: str) -> dict:
+    """``run.json`` of a run whose model file (the final one or the checkpoint) exists."""
+    state = read_run(run_dir)
+    needed = "model.dojang" if state.get("finished") else state.get("checkpoint")
+    if needed and not os.path.isfile(confined(run_dir, needed, "checkpoint")):
+        raise ValueError(f"run {run_dir!r}: {needed} is missing; the run cannot resume")
+    return state
+
+
 def _from_chief(strategy, read):
-    """``read()`` (JSON data) run on the chief and given to every process; a ValueError it
-    raises is raised on every process."""
+    """``read()`` (JSON data) run on the chief and given to every process; a ValueError or
+    OSError it raises is raised on every process (as a ValueError on the others)."""
     if strategy.size == 1:
         return read()
     result = {"error": None, "value": None}
     if strategy.is_chief:
         try:
             result["value"] = read()
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             result["error"] = str(e)
     result = strategy.broadcast(result)
     if result["error"] is not None:
@@ -310,17 +342,22 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     if not chief:
         print_fn, verbose = _quiet, 0
     if resume:
-        state = _from_chief(strategy, lambda: read_run(run_dir))
+        state = _from_chief(strategy, lambda: _resumable(run_dir))
         recipe = Recipe(**state["recipe"])
     else:
         def fresh():
             if os.path.exists(os.path.join(run_dir, "run.json")):
                 raise ValueError(f"run directory {run_dir!r} already holds a run; pass "
                                  f"--resume {run_dir} to continue it or choose another --out")
-            os.makedirs(run_dir, exist_ok=True)
 
         _from_chief(strategy, fresh)
         state = new_state(recipe, recipe_name)
+
+    def prepare():  # before the long work: writable, and no litter of killed writes
+        check_writable(run_dir)
+        remove_orphans(run_dir)
+
+    _from_chief(strategy, prepare)
     (x_train, y_train), (x_test, y_test), class_names = load_dataset(
         recipe.dataset, data_dir, recipe.limit)
     state["class_names"] = class_names
@@ -328,11 +365,11 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     n_val = int(len(x_train) * recipe.validation_split)
     n_fit = len(x_train) - n_val
     steps = -(-n_fit // (recipe.batch_size * strategy.size))
-    final = os.path.join(run_dir, "model.dojang")
+    final = confined(run_dir, "model.dojang", "model")
     if resume and state.get("finished"):
         model = _load(strategy, final)
     elif resume and state.get("checkpoint"):
-        model = _load(strategy, os.path.join(run_dir, state["checkpoint"]))
+        model = _load(strategy, confined(run_dir, state["checkpoint"], "checkpoint"))
     else:
         model = build_model(recipe, x_train.shape[1:], len(class_names), steps)
         # Written before the first epoch so that a run interrupted in it can be resumed.
@@ -342,7 +379,7 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
     early = None
     if recipe.patience is not None and n_val > 0:
         best = None
-        best_path = os.path.join(run_dir, "best.dojang")
+        best_path = confined(run_dir, "best.dojang", "best model")
         if resume and state.get("early_stopping") and _from_chief(
                 strategy, lambda: os.path.exists(best_path)):
             best = _load(strategy, best_path, compile=False).get_weights()
