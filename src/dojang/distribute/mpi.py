@@ -241,6 +241,10 @@ class MPIStrategy(Strategy):
 
         limit = self.bucket_bytes
         for p in params:
+            if not isinstance(p.data, np.ndarray):
+                raise TypeError(f"MPIStrategy: Expected the model's parameters on the CPU "
+                                f"(NumPy arrays). Received: a parameter of type "
+                                f"{type(p.data).__name__}; call model.to('cpu')")
             pdtype = p.data.dtype
             if current and (pdtype != dtype or (size + p.data.size) * pdtype.itemsize > limit):
                 flush()
