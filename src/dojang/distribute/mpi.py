@@ -197,36 +197,43 @@ class MPIStrategy(Strategy):
         """Replace each ``p.grad`` by the count-weighted mean over ranks, in place.
 
         Each rank sends ``local_count * grad`` (zeros for a missing gradient) in fused
-        buckets; the first bucket also carries ``local_count``, so the total needs no
-        extra message. The sum divided by the total count is the gradient of the mean loss
-        over every example of the step.
+        buckets; the first bucket also carries ``local_count`` and, per parameter, whether
+        this rank has a gradient for it, so neither needs a message of its own. The sum
+        divided by the total count is the gradient of the mean loss over every example of
+        the step; a parameter no rank has a gradient for keeps none (the optimizer skips
+        it, as with one process).
         """
         from dojang.autograd import Tensor
 
         start_time = time.perf_counter()
-        buckets = self._pack(params, float(local_count), total_count is None)
+        params = list(params)
+        buckets = self._pack(params, float(local_count))
         for bucket in buckets:
             self._wait(bucket["request"], "the gradients of a step")
-        total = float(total_count) if total_count is not None else float(buckets[0]["buf"][-1])
+        meta = buckets[0]["buf"][-(len(params) + 1):]
+        total = float(meta[0]) if total_count is None else float(total_count)
         if total <= 0:
             raise ValueError(f"MPIStrategy: Expected a step with examples. Received: "
                              f"total_count={total}")
+        has_grad = meta[1:] > 0
+        index = 0
         for bucket in buckets:
             buf = bucket["buf"]
             buf *= buf.dtype.type(1.0 / total)
             for p, offset in bucket["members"]:  # views of the bucket: no copy back
-                p.grad = Tensor._from_op(buf[offset:offset + p.data.size].reshape(p.data.shape),
-                                         None)
+                p.grad = (Tensor._from_op(buf[offset:offset + p.data.size].reshape(
+                    p.data.shape), None) if has_grad[index] else None)
+                index += 1
         self.allreduce_seconds += time.perf_counter() - start_time
 
-    def _pack(self, params, scale: float, with_count: bool) -> list:
-        """Fill and start one allreduce per bucket of same-dtype parameters, in order."""
+    def _pack(self, params: list, scale: float) -> list:
+        """Fill and start one allreduce per bucket of same-dtype parameters, in order; the
+        first bucket ends with ``[scale, has_grad(p) for p in params]``."""
+        meta = [scale, *(float(p.grad is not None) for p in params)]
         buckets, current, size, dtype = [], [], 0, None
 
         def flush():
-            if not current:
-                return
-            extra = 1 if with_count and not buckets else 0
+            extra = len(meta) if not buckets else 0
             buf = np.empty(size + extra, dtype)
             for p, offset in current:
                 view = buf[offset:offset + p.data.size]
@@ -235,7 +242,7 @@ class MPIStrategy(Strategy):
                 else:
                     np.multiply(p.grad.data.reshape(-1), dtype.type(scale), out=view)
             if extra:
-                buf[-1] = scale
+                buf[size:] = meta
             request = self.comm.Iallreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
             buckets.append({"buf": buf, "members": list(current), "request": request})
 
@@ -252,11 +259,9 @@ class MPIStrategy(Strategy):
             dtype = pdtype
             current.append((p, size))
             size += p.data.size
-        flush()
-        if not buckets:  # no parameters: the count still has to travel
-            buf = np.array([scale])
-            request = self.comm.Iallreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
-            buckets.append({"buf": buf, "members": [], "request": request})
+        if current or not buckets:  # with no parameters the count still has to travel
+            dtype = dtype or np.dtype(np.float64)
+            flush()
         return buckets
 
     def check_same(self, what: str, value: str) -> None:
