@@ -14,6 +14,7 @@ from dojang import (
     callbacks,
     config,
     data,
+    distribute,
     functional,
     initializers,
     layers,
@@ -56,7 +57,7 @@ def __getattr__(name):
 
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "data", "datasets", "default_dtype", "enable_grad", "functional",
+    "config", "data", "distribute", "datasets", "default_dtype", "enable_grad", "functional",
     "get_default_dtype", "im2col_budget", "image",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",

@@ -5,6 +5,7 @@ Examples::
     dojang train                               # the seed recipe on Fashion-MNIST
     dojang train --recipe fast --out runs/fast
     dojang train --resume runs/fast            # continue an interrupted run
+    mpiexec -n 4 dojang train --distributed    # data-parallel over 4 MPI processes
     dojang evaluate runs/fast
     dojang predict runs/fast shirt.png --top-k 3
     dojang summary fashion_cnn
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     t.add_argument("--data-dir", help="directory holding the dataset files")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of an MPI launch: mpiexec -n 4 "
+                        "dojang train --distributed (--batch-size is per process)")
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run",
                        description="Evaluate a run's final model on its test set.")
@@ -109,7 +113,7 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume continues the run as it was; drop "
                              f"{', '.join('--' + k.replace('_', '-') for k in overrides)}")
         recipes.train(None, args.resume, resume=True, data_dir=args.data_dir,
-                      verbose=args.verbose)
+                      verbose=args.verbose, strategy=_strategy(args))
         return 0
     recipe = dataclasses.replace(recipes.RECIPES[args.recipe])
     for key in ("model", "dataset", "epochs", "batch_size", "optimizer", "lr", "seed", "limit"):
@@ -117,8 +121,26 @@ def cmd_train(args) -> int:
             setattr(recipe, key, getattr(args, key))
     out = args.out or os.path.join("runs", f"{args.recipe}-{recipe.model}-{recipe.dataset}")
     recipes.train(recipe, out, recipe_name=args.recipe, data_dir=args.data_dir,
-                  verbose=args.verbose)
+                  verbose=args.verbose, strategy=_strategy(args))
     return 0
+
+
+# Variables an MPI launcher sets in each process it starts (MPICH/Hydra, Open MPI, PMIx).
+_LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
+
+
+def _strategy(args):
+    """``MPIStrategy`` for ``--distributed`` under an MPI launcher; else None (one process)."""
+    if not args.distributed:
+        return None
+    if not any(v in os.environ for v in _LAUNCHER_VARIABLES):
+        print("dojang train: --distributed: not started by an MPI launcher; training as one "
+              "process. Start N processes with: mpiexec -n N dojang train --distributed",
+              file=sys.stderr)
+        return None
+    from dojang.distribute import MPIStrategy
+
+    return MPIStrategy()
 
 
 def cmd_evaluate(args) -> int:
@@ -176,16 +198,22 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv=None) -> int:
+    from dojang.distribute import CollectiveTimeout
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return (getattr(args, "func", None) or COMMANDS[args.command])(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, OSError) as e:
-        # OSError: a read-only --out, a full disk, a missing permission or file.
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        # OSError: a read-only --out, a full disk, a missing permission or file;
+        # ImportError: --distributed without mpi4py.
         print(f"dojang {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except CollectiveTimeout as e:  # another process of an MPI launch died or hangs
+        print(f"dojang {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
