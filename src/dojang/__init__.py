@@ -14,6 +14,7 @@ from dojang import (
     callbacks,
     config,
     data,
+    distribute,
     functional,
     initializers,
     layers,
@@ -42,7 +43,7 @@ from dojang.layers import Input
 from dojang.models import Model, Sequential
 from dojang.version import __version__
 
-_LAZY = ("datasets", "viz", "recipes", "cli")
+_LAZY = ("datasets", "image", "viz", "recipes", "cli")
 
 
 def __getattr__(name):
@@ -57,8 +58,8 @@ def __getattr__(name):
 
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "data", "datasets", "default_dtype", "device", "enable_grad", "functional",
-    "get_default_dtype", "im2col_budget",
+    "config", "data", "datasets", "default_dtype", "device", "distribute", "enable_grad",
+    "functional", "get_default_dtype", "im2col_budget", "image",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

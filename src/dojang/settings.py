@@ -16,6 +16,8 @@ recycling              on (``DOJANG_RECYCLE``)     large kernel outputs reuse ke
                                                    (``kernels.alloc``); ``0`` turns it off
 threads                1 (``DOJANG_NUM_THREADS``)  threads that split NumPy array work over
                                                    the batch (1 to 8; ``kernels.threads``)
+MPI timeout            30 s                        seconds ``MPIStrategy`` waits for the
+                       (``DOJANG_MPI_TIMEOUT``)    other ranks before ``CollectiveTimeout``
 =====================  ==========================  =========================================
 
 The environment is read once, when this module is imported; a ``with`` block
@@ -53,6 +55,8 @@ def _env_threads(value: str) -> int:
 JIT_DEFAULT = os.environ.get("DOJANG_JIT", "1") != "0"
 RECYCLE_DEFAULT = os.environ.get("DOJANG_RECYCLE", "1") != "0"
 THREADS_DEFAULT = _env_threads(os.environ.get("DOJANG_NUM_THREADS", ""))
+# Parsed (and refused when not a number) by MPIStrategy, the one reader.
+MPI_TIMEOUT_TEXT = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
 
 _grad_enabled: ContextVar[bool] = ContextVar("dojang_grad_enabled", default=True)
 _default_dtype: ContextVar[np.dtype] = ContextVar(

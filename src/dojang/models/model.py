@@ -11,6 +11,7 @@ Three ways to make one, as in Keras:
 
 from __future__ import annotations
 
+from dojang.distribute.base import current as current_strategy
 from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
@@ -104,16 +105,22 @@ class Model(Trainer, Layer):
                        return_string=return_string)
 
     def save(self, path) -> None:
-        """Write the model to one ``.dojang`` file, atomically (see ``dojang.models.saving``)."""
+        """Write the model to one ``.dojang`` file, atomically (see ``dojang.models.saving``).
+
+        Under a strategy of several processes only the chief writes; the others return at
+        once (call ``strategy.barrier()`` before another process reads the file).
+        """
         from dojang.models.saving import save_model
 
-        save_model(self, path)
+        if current_strategy().is_chief:
+            save_model(self, path)
 
     def save_weights(self, path) -> None:
-        """Write only the weights to a safetensors file, atomically."""
+        """Write only the weights to a safetensors file, atomically (only on the chief)."""
         from dojang.models.saving import save_weights
 
-        save_weights(self, path)
+        if current_strategy().is_chief:
+            save_weights(self, path)
 
     def load_weights(self, path) -> None:
         """Read weights from ``save_weights``'s file (or a ``.dojang`` file) in place."""
