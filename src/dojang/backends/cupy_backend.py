@@ -8,13 +8,24 @@ Device names: ``"gpu"`` is GPU 0, ``"gpu:N"`` GPU N.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from dojang.backends.base import Backend
 
 
 def load_cupy():
-    """The ``cupy`` module, or None when it is not installed."""
+    """The ``cupy`` module, or None when it is not installed.
+
+    With ``DOJANG_GPU_TF32=1`` CuPy is told (before it loads: it reads ``CUPY_TF32`` then)
+    to run float32 GEMMs on TF32 tensor cores. Off by default: float32 results then agree
+    with the CPU's to float32 rounding.
+    """
+    from dojang import settings
+
+    if settings.GPU_TF32:
+        os.environ.setdefault("CUPY_TF32", "1")
     try:
         import cupy
     except ImportError:
