@@ -14,8 +14,9 @@ from dojang.viz.figures import (
     plot_filters,
     plot_history,
 )
+from dojang.viz.fonts import korean_font_path, use_korean_font
 
 __all__ = [
     "feature_map_grid", "feature_maps", "filter_grid", "plot_confusion_matrix",
-    "plot_feature_maps", "plot_filters", "plot_history",
+    "korean_font_path", "plot_feature_maps", "plot_filters", "plot_history", "use_korean_font",
 ]
