@@ -42,7 +42,7 @@ from dojang.models import Model, Sequential
 
 __version__ = "0.1.0"
 
-_LAZY = ("datasets", "viz", "recipes", "cli")
+_LAZY = ("datasets", "image", "viz", "recipes", "cli")
 
 
 def __getattr__(name):
@@ -58,7 +58,7 @@ def __getattr__(name):
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
     "config", "data", "datasets", "default_dtype", "enable_grad", "functional",
-    "get_default_dtype", "im2col_budget",
+    "get_default_dtype", "im2col_budget", "image",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

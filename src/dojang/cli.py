@@ -143,23 +143,9 @@ def cmd_evaluate(args) -> int:
 
 def load_image(path: str, height: int, width: int, channels: int, invert: bool = False):
     """Read an image file as a float32 (H, W, C) array in [0, 1] at the model's size."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError("predict needs Pillow to read images: pip install 'dojang[images]'"
-                         ) from None
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((width, height), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ValueError(f"no such image file: {path!r}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read {path!r} as an image: {e}") from None
-    if channels not in (1, 3):
-        raise ValueError(f"the model expects {channels} channels; images have 1 or 3")
-    arr = arr.reshape(height, width, channels)
+    from dojang.image import load
+
+    arr = load(path, (height, width), channels)
     return 1.0 - arr if invert else arr
 
 
