@@ -21,7 +21,7 @@ def start(seed: int = 42) -> None:
     dj.random.set_seed(seed)
     dj.viz.use_korean_font()
     if FAST:
-        print("빠른 모드(DOJANG_NOTEBOOK_FAST=1): 이미지 몇백 장으로 한 에포크만 훈련합니다.")
+        print("빠른 모드(DOJANG_NOTEBOOK_FAST=1): 훈련은 이미지 몇백 장으로 한 에포크만 합니다.")
 
 
 def _digits_as_clothes_size():
@@ -73,10 +73,12 @@ def show_numbers(ax, array, title: str = "", box=None, cmap: str = "Blues") -> N
     for (i, j), v in np.ndenumerate(a):
         text = f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=11)
-    ax.set_xticks(np.arange(-0.5, a.shape[1]), minor=True)
-    ax.set_yticks(np.arange(-0.5, a.shape[0]), minor=True)
-    ax.grid(which="minor", color="white", linewidth=2)
-    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    for r in np.arange(0.5, a.shape[0] - 1):
+        ax.axhline(r, color="white", linewidth=2)
+    for c in np.arange(0.5, a.shape[1] - 1):
+        ax.axvline(c, color="white", linewidth=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
     if box is not None:
         r, c, h, w = box
         ax.add_patch(patches.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red",
