@@ -8,6 +8,8 @@ Examples::
     dojang evaluate runs/fast
     dojang predict runs/fast shirt.png --top-k 3
     dojang summary fashion_cnn
+    dojang show features runs/fast shirt.png --layer conv2d_1   # see dojang/cli_show.py
+    dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
 
 Bad arguments and user errors print one line (``dojang: error: ...``) and exit with
 status 2; tracebacks are kept for bugs.
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="classify image files with a run's model",
                         description="Print the top-k classes of each image.")
-    pr.add_argument("run", help="run directory")
+    pr.add_argument("run", help="run directory or model file (.dojang)")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--top-k", type=_positive_int, default=3)
     pr.add_argument("--invert", action="store_true",
@@ -88,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a zoo model's summary",
                        description="Print the layer table of a zoo model.")
     s.add_argument("model", choices=sorted(zoo.MODELS))
+
+    from dojang import cli_show
+
+    cli_show.register(sub)
     return p
 
 
@@ -114,8 +120,14 @@ def cmd_train(args) -> int:
 
 
 def _final_model(run: str):
+    """``(run state, model)`` of a run directory; ``({}, model)`` for a model file, read by
+    ``dojang.models.load_model`` (which picks the format)."""
     from dojang import models, recipes
 
+    if os.path.isfile(run):
+        return {}, models.load_model(run)
+    if not os.path.isdir(run):
+        raise ValueError(f"no such run directory or model file: {run!r}")
     state = recipes.read_run(run)
     path = os.path.join(run, "model.dojang")
     if not os.path.exists(path):
@@ -178,7 +190,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "func", None) or COMMANDS[args.command])(args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, TypeError, FileNotFoundError) as e:
