@@ -16,15 +16,23 @@ _FONT_FILE = "NanumGothic.ttf"
 _SYSTEM_DIRS = (Path("/usr/share/fonts/truetype/nanum"),)
 
 
+def _font_dirs() -> list[Path]:
+    # koreanize-matplotlib is located without being imported: importing it changes
+    # matplotlib's settings as a side effect.
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    dirs = [Path(p) / "fonts" for p in (spec.submodule_search_locations or [])] if spec else []
+    return [*dirs, *_SYSTEM_DIRS]
+
+
 def korean_font_path() -> Path | None:
     """The path of a NanumGothic font file shipped by a package, or None if none is installed.
 
-    The koreanize-matplotlib package is located without being imported (importing it changes
-    matplotlib's settings as a side effect).
+    Example:
+        >>> import dojang as dj
+        >>> dj.viz.korean_font_path().name  # doctest: +SKIP
+        'NanumGothic.ttf'
     """
-    spec = importlib.util.find_spec("koreanize_matplotlib")
-    dirs = [Path(p) / "fonts" for p in (spec.submodule_search_locations or [])] if spec else []
-    for directory in [*dirs, *_SYSTEM_DIRS]:
+    for directory in _font_dirs():
         path = directory / _FONT_FILE
         if path.is_file():
             return path
