@@ -98,3 +98,30 @@ def test_use_korean_font_says_what_to_install_when_no_package_has_the_font(monke
     assert dj.viz.korean_font_path() is None
     with pytest.raises(FileNotFoundError, match="pip install koreanize-matplotlib"):
         dj.viz.use_korean_font()
+
+
+def test_fast_mode_falls_back_to_scikit_learn_digits_and_says_so(monkeypatch, capsys):
+    import sys
+
+    import numpy as np
+
+    import dojang as dj
+
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    monkeypatch.delitem(sys.modules, "nbhelp", raising=False)
+    import nbhelp
+
+    def missing(path=None):
+        raise dj.datasets.DatasetNotFoundError("no Fashion-MNIST here")
+
+    monkeypatch.setattr(dj.datasets.fashion_mnist, "load_data", missing)
+    monkeypatch.setattr(nbhelp, "FAST", True)
+    (x, y), (x_test, y_test), names = nbhelp.load_fashion_mnist(n_train=300, n_test=50)
+    assert "digits" in capsys.readouterr().out
+    assert x.shape == (300, 28, 28, 1) and x_test.shape == (50, 28, 28, 1)
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() == 1
+    assert names == tuple("0123456789") and set(np.unique(y)) == set(range(10))
+
+    monkeypatch.setattr(nbhelp, "FAST", False)          # the full run never swaps the data
+    with pytest.raises(dj.datasets.DatasetNotFoundError):
+        nbhelp.load_fashion_mnist()
