@@ -130,3 +130,15 @@ def test_show_features_arrays_are_the_layer_output(workspace):
     probe = dj.Sequential(model.layers[:3])
     np.testing.assert_allclose(maps, probe.predict(image[None]), rtol=1e-6)
     assert os.path.exists(workspace / "model.dojang")
+
+
+def test_explain_a_models_layer(workspace, capsys, tmp_path):
+    for source in ("model.dojang", "run"):
+        code, out, err = run_cli(capsys, "explain", "conv", workspace / source, "--layer",
+                                 "conv2d_1", "--out", tmp_path / "c.gif")
+        assert code == 0, err
+        lines = out.splitlines()
+        assert "output: 4x4" in lines and "params: 222" in lines  # (3*3*4 + 1) * 6
+    code, out, err = run_cli(capsys, "explain", "conv", workspace / "model.dojang", "--layer",
+                             "flatten", "--out", tmp_path / "c.gif")
+    assert code == 2 and "is not a convolution or pooling layer" in err

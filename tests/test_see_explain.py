@@ -114,6 +114,15 @@ def test_animation_frames_shade_the_window_of_each_output(kwargs):
                 assert shaded == ((r, c) in cells), (unit, r, c)
 
 
+def test_frames_figure_is_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dojang.viz.plots import plot_frames
+
+    frames = conv_frames(explain((4, 4), 3))
+    out = plot_frames(frames[:2], ["a", "b"], tmp_path / "f.png")
+    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_explain_prints_the_pinned_line(tmp_path, capsys):
     from dojang.cli import main
 

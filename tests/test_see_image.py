@@ -93,3 +93,15 @@ def test_load_errors(tmp_path):
         image.load(tmp_path / "x.png")
     with pytest.raises(ValueError, match="cannot convert an image to 4 channels"):
         image.load(tmp_path / "x.png", channels=4)
+
+
+def test_filtered_figure_is_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dojang.viz.plots import plot_erf_growth, plot_filtered
+
+    img = np.random.default_rng(2).random((12, 10, 3))
+    out = plot_filtered(img, {n: image.filter(img, n) for n in ("sobel", "emboss")},
+                        tmp_path / "k.png")
+    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    out = plot_erf_growth([2, 3, 4], [1.6, 2.0, 2.3], 1.15, tmp_path / "g.png")
+    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

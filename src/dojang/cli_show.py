@@ -70,7 +70,10 @@ def register(sub) -> None:
                                       "in, the padding (TensorFlow's SAME split), parameters "
                                       "and MACs, and write an animation of the kernel sliding "
                                       "over the padded input.")
-    c.add_argument("--input", required=True, type=_size, help="input size: 5x5, 15x9 (HxW) or 7")
+    c.add_argument("model", nargs="?", metavar="MODEL",
+                   help="run directory or model file: explain its layer --layer instead")
+    c.add_argument("--layer", help="with MODEL: a conv or pooling layer's name or index")
+    c.add_argument("--input", type=_size, help="input size: 5x5, 15x9 (HxW) or 7")
     c.add_argument("--kernel", default="3", type=_size, help="kernel size: 3 or 3x5 (default 3)")
     c.add_argument("--stride", default="1", type=_size, help="stride (default 1)")
     c.add_argument("--dilation", default="1", type=_size, help="dilation (default 1)")
@@ -128,11 +131,16 @@ def _layer_arg(text):
 
 
 def _model_image(model, path):
+    """The image file at the model's input size and channels (its own size where the
+    model takes any)."""
     from dojang.image import load
-    from dojang.viz.probe import input_shape
 
-    h, w, c = input_shape(model)
-    return load(path, (h, w), c)
+    shape = model.input_shape
+    if isinstance(shape, list) or shape is None or len(shape) != 4:
+        raise ValueError(f"model '{model.name}' does not take one image batch (N, H, W, C); "
+                         f"its input shape is {shape}")
+    _, h, w, c = shape
+    return load(path, None if h is None or w is None else (h, w), c)
 
 
 def _first_conv(model, layer):
@@ -218,10 +226,16 @@ def show_kernel(args) -> int:
 def explain_conv(args) -> int:
     from dojang.shapes import explain
 
-    n = len(args.input)
-    e = explain(args.input, _per_dim(args.kernel, n, "--kernel"), _per_dim(args.stride, n,
-                "--stride"), args.padding, _per_dim(args.dilation, n, "--dilation"),
-                args.transpose, args.in_channels, args.filters)
+    if args.model is not None:
+        e = _explain_layer(args)
+    elif args.input is None:
+        raise ValueError("give --input (with --kernel, --stride, ...) or a MODEL and --layer")
+    else:
+        n = len(args.input)
+        e = explain(args.input, _per_dim(args.kernel, n, "--kernel"), _per_dim(
+            args.stride, n, "--stride"), args.padding, _per_dim(args.dilation, n, "--dilation"),
+            args.transpose, args.in_channels, args.filters)
+    n = len(e.input)
     print(e.text())
     if n <= 2:
         from dojang.viz.conv_anim import conv_frames, save_gif
@@ -234,6 +248,26 @@ def explain_conv(args) -> int:
         else:
             print(f"animation: {path}")
     return 0
+
+
+def _explain_layer(args):
+    """The explanation of a model's conv or pooling layer, from its configuration."""
+    from dojang.shapes import explain
+    from dojang.viz.probe import find_layer
+
+    model = _model(args.model)
+    layer = find_layer(model, _layer_arg(args.layer), spatial=False) if args.layer is not None \
+        else _first_conv(model, None)
+    window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    shapes = layer._io_shapes
+    if window is None or not shapes or not isinstance(shapes[0], tuple):
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) is not a convolution "
+                         f"or pooling layer")
+    spatial, channels = shapes[0][1:-1], shapes[0][-1]
+    filters = getattr(layer, "filters", None)
+    return explain(spatial, window, layer.strides, layer.padding,
+                   getattr(layer, "dilation_rate", 1), "Transpose" in type(layer).__name__,
+                   channels if filters else None, filters)
 
 
 def _per_dim(values: tuple[int, ...], n: int, flag: str) -> tuple[int, ...]:

@@ -97,3 +97,29 @@ def plot_erf_growth(ns, radii, fit: float, path) -> str:
     ax.legend()
     ax.grid(alpha=0.3)
     return _figure(path, fig)
+
+
+def plot_filtered(image, results: dict, path) -> str:
+    """The image and each ``name -> filtered image`` beside it, in one row (grey levels
+    of the filtered results min-max scaled, as the seeds show them)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(2.6 * (len(results) + 1), 3.2))
+    _show_image(axes[0], image, "input")
+    for ax, (name, f) in zip(axes[1:], results.items()):
+        f = np.asarray(f, dtype=np.float64)
+        grey = f.mean(-1) if f.ndim == 3 else f
+        ax.imshow(grey, cmap="gray")
+        ax.set_title(name)
+        ax.axis("off")
+    return _figure(path, fig)
+
+
+def plot_frames(frames, titles, path) -> str:
+    """Animation frames (RGB uint8) side by side, one title each: stills of the GIF."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(frames), figsize=(3.2 * len(frames), 2.4))
+    for ax, frame, title in zip(np.atleast_1d(axes), frames, titles):
+        ax.imshow(frame)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return _figure(path, fig)

@@ -41,6 +41,14 @@ def find_layer(model, layer=None, *, spatial: bool = True, kind: str | None = No
     Raises:
         ValueError: an unknown name, an index out of range, a layer without a spatial
             output, or a model without any such layer; the message lists the choices.
+        TypeError: ``layer`` neither a name, an index nor None.
+
+    Example:
+        >>> import dojang as dj
+        >>> m = dj.Sequential([dj.layers.Conv2D(2, 3, input_shape=(6, 6, 1), name="c"),
+        ...                    dj.layers.Flatten(name="f")])
+        >>> find_layer(m).name, find_layer(m, 0).name, find_layer(m, "f", spatial=False).name
+        ('c', 'c', 'f')
     """
     layers = _layers(model)
     choices = [lay.name for lay in layers if is_spatial(lay)] if spatial else \
@@ -77,6 +85,11 @@ def find_layer(model, layer=None, *, spatial: bool = True, kind: str | None = No
 
 def input_shape(model) -> tuple:
     """The model's single input shape without the batch axis, e.g. ``(28, 28, 1)``.
+
+    Example:
+        >>> import dojang as dj
+        >>> input_shape(dj.zoo.fashion_cnn())
+        (28, 28, 1)
 
     Raises:
         ValueError: for a model with several inputs or whose input size is unknown.
@@ -120,7 +133,24 @@ def tap(layer, stop: bool = False, cut: bool = False):
 
 
 def layer_output(model, layer, x, training: bool = False):
-    """``layer``'s output Tensor when ``model`` runs on ``x`` (the pass stops there)."""
+    """``layer``'s output Tensor when ``model`` runs on ``x`` (the pass stops there).
+
+    Args:
+        model: any model that calls ``layer`` (Sequential, functional, subclassed).
+        layer: the Layer object (``find_layer`` resolves names and indices).
+        x: the model's input (an array or Tensor); gradients flow back to it.
+        training: the mode the model runs in.
+
+    Raises:
+        ValueError: if running the model never calls ``layer``.
+
+    Example:
+        >>> import dojang as dj, numpy as np
+        >>> m = dj.Sequential([dj.layers.Conv2D(2, 3, input_shape=(6, 6, 1)),
+        ...                    dj.layers.Flatten(), dj.layers.Dense(3)])
+        >>> layer_output(m, m.layers[0], np.ones((1, 6, 6, 1))).shape
+        (1, 4, 4, 2)
+    """
     with tap(layer, stop=True) as seen:
         try:
             model(x, training=training)
