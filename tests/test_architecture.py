@@ -14,15 +14,18 @@ The layers, from DESIGN.md (lowest first; modules of one layer may import each o
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "dojang"
 
 LAYERS = [
-    # ground floor: array module and devices, plain validation and file helpers
-    ("version", "backend", "backends", "validation", "fileio", "registry"),
-    ("config", "settings", "random"),  # every knob, context variables, seeded generators
+    # ground floor: array module and devices, every knob and context variable, seeded
+    # generators, plain validation and file helpers (backends read thread settings, the
+    # settings name devices: one floor, kept free of cycles by the cycle test)
+    ("version", "backend", "backends", "config", "settings", "random", "validation", "fileio",
+     "registry"),
     ("shapes",),  # geometry: pure ints
     ("autograd",),  # Tensor, Function, backward
     ("kernels",),  # pure array math
@@ -97,6 +100,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return out
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     return {name: _imports(name, path, modules) for name, path in modules.items()}

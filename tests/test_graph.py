@@ -134,11 +134,13 @@ def test_multi_output_predict_returns_a_list():
         np.testing.assert_allclose(o, d.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_keras_book_feature_maps_idiom_shares_the_weights():
+@pytest.mark.parametrize("start", ["input_shape", "Input"])
+def test_keras_book_feature_maps_idiom_shares_the_weights(start):
     # Keras book: activation_model = keras.Model(model.input, model.layers[0].output)
-    model = dj.Sequential([
-        L.Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1)),
-        L.MaxPooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
+    first = ([dj.Input((28, 28, 1)), L.Conv2D(8, 3, activation="relu")] if start == "Input"
+             else [L.Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1))])
+    model = dj.Sequential(first + [L.MaxPooling2D(2), L.Flatten(),
+                                   L.Dense(10, activation="softmax")])
     images = np.random.default_rng(1).random((3, 28, 28, 1)).astype(np.float32)
     features = dj.Model(model.input, model.layers[0].output)
     kernel, bias = model.layers[0].get_weights()
@@ -157,3 +159,26 @@ def test_keras_book_feature_maps_idiom_shares_the_weights():
     maps = every.predict(images)
     assert [m.shape for m in maps] == [(3, 26, 26, 8), (3, 13, 13, 8), (3, 1352), (3, 10)]
     np.testing.assert_allclose(maps[-1], model.predict(images), rtol=1e-5, atol=1e-7)
+
+
+def test_subclassed_model_of_two_inputs_is_traced_after_build():
+    class Two(dj.Model):
+        def __init__(self):
+            super().__init__(name="two")
+            self.a, self.b, self.add = L.Dense(3, name="ta"), L.Dense(3, name="tb"), L.Add()
+            self.bn = L.BatchNormalization(name="tbn")
+
+        def call(self, xs, training=False):
+            return self.bn(self.add([self.a(xs[0]), self.b(xs[1])]), training=training)
+
+    model = Two()
+    model.build([(None, 4), (None, 5)])  # no data: the trace builds the layers
+    nodes = graph.walk(model)
+    assert _names(nodes)[:2] == ["two_input_0", "two_input_1"]
+    assert _names(nodes)[2:] == ["ta", "tb", "add", "tbn"]
+    assert graph.walk(model)[3].outputs == nodes[3].outputs  # traced once, reused
+    assert model.count_params() == 15 + 18 + 12
+    data = [np.ones((2, 4), np.float32), np.ones((2, 5), np.float32)]
+    extractor = dj.Model(model.inputs, model.add.output)
+    np.testing.assert_allclose(extractor(data).numpy(),
+                               model.a(data[0]).numpy() + model.b(data[1]).numpy(), rtol=1e-6)

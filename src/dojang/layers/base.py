@@ -345,9 +345,9 @@ class Layer:
         if not self.built:
             self.build(shapes)
         out_shape = tuple(self.compute_output_shape(shapes))
-        nodes = self.__dict__.setdefault("_inbound_nodes", [])
-        node = Node(self, list(inputs) if multi else [inputs], multi, index=len(nodes))
-        nodes.append(node)
+        node = Node(self, list(inputs) if multi else [inputs], multi,
+                    index=len(self._inbound_nodes))
+        self._inbound_nodes.append(node)
         if self._io_shapes is None:
             self._io_shapes = (shapes, out_shape)
         return KerasTensor(out_shape, self.dtype, node)

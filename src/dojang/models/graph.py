@@ -1,7 +1,8 @@
 """One topological walk over any model: ``walk(model) -> list[GraphNode]``.
 
-Summary, saving, the activation-fusion pass, the receptive-field tools and the ONNX
-exporter all read a model through this walk, whichever way the model was made:
+The summary (shapes, MACs, receptive fields), a functional model's saved config, the
+receptive-field tools and the ONNX exporter read a model through this walk, whichever way
+the model was made:
 
 - functional (``dj.Model(inputs, outputs)``): the graph of layer calls from the inputs
   to the outputs;
@@ -23,10 +24,9 @@ The contract (stable; other modules build on it):
     ``"conv2d/kernel"``). ``multi_input`` says whether the layer took a list.
 
 Order
-    Topological: every node comes after the nodes producing its inputs; among
-    independent branches, the order of the outputs and then of each call's inputs.
-    Each model input appears as the node of its ``InputLayer`` (no inputs, one output),
-    so the first nodes are the inputs' in ``model_inputs`` order when every input is used.
+    The nodes of the model inputs' ``InputLayer`` (no inputs, one output) come first, in
+    ``model_inputs`` order (an unused input too); then every node after the nodes producing
+    its inputs, depth first from the outputs in order, each call's inputs in order.
 
 Nesting
     A model used as a layer inside another model is KEPT as one node (its ``layer`` is the
@@ -147,10 +147,8 @@ def walk(model) -> list[GraphNode]:
         [('fc', (None, 2))]
     """
     inputs, outputs = model._graph_io()
-    ordered = topological(list(outputs))
-    used = {id(t) for t in ordered}
-    # Inputs the outputs do not depend on still appear (first), as model inputs.
-    ordered = [t for t in inputs if id(t) not in used] + ordered
+    first = {id(t) for t in inputs}
+    ordered = list(inputs) + [t for t in topological(list(outputs)) if id(t) not in first]
     nodes, seen = [], set()
     for t in ordered:
         node = t.node
@@ -160,16 +158,6 @@ def walk(model) -> list[GraphNode]:
         nodes.append(GraphNode(node.layer, list(node.inputs), list(node.outputs),
                                _config(node.layer), _weights(node.layer), node.multi_input))
     return nodes
-
-
-def layers(model) -> list:
-    """Distinct layers of ``walk(model)`` in first-call order (InputLayers included)."""
-    out, seen = [], set()
-    for node in walk(model):
-        if id(node.layer) not in seen:
-            seen.add(id(node.layer))
-            out.append(node.layer)
-    return out
 
 
 def _config(layer):
@@ -239,7 +227,7 @@ def trace(model) -> tuple[list[KerasTensor], list[KerasTensor]]:
         bad = [o for o in outputs if not isinstance(o, KerasTensor)]
         if bad:
             raise TypeError(f"call returned {type(bad[0]).__name__}, not a layer's output")
-    except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
+    except Exception as e:  # any failure of the user's call on symbolic tensors means the same
         forget_nodes(_new_nodes(model, before))
         raise ValueError(f"cannot trace model '{model.name}' into layers: its call must only "
                          f"call layers on symbolic tensors ({type(e).__name__}: {e})") from None

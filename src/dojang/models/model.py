@@ -155,6 +155,11 @@ class Model(Trainer, Layer):
 
     @property
     def output_shape(self):
+        try:
+            shapes = [t.shape for t in graph.model_outputs(self)]
+            return shapes[0] if len(shapes) == 1 else shapes
+        except ValueError:  # unbuilt, or a call that cannot be traced: the last layer's
+            pass
         rows = self.layers
         if not rows or rows[-1]._io_shapes is None:
             raise ValueError(f"model '{self.name}' has not been built yet; call it on data "

@@ -53,8 +53,10 @@ class Sequential(Model):
         self._stack.append(layer)
         self.__dict__["_tracked"] = list(self._stack)
         try:
-            if self.built:
-                self._symbolic_pass()
+            if self.built:  # one more symbolic call on the chain's end
+                out = layer(self._ends[1])
+                self._own_nodes.append(out.node)
+                self._ends = (self._ends[0], out)
             elif isinstance(layer, InputLayer) or (
                     len(self._stack) == 1 and layer._batch_input_shape is not None):
                 self.build(layer._batch_input_shape if not isinstance(layer, InputLayer)
@@ -62,8 +64,6 @@ class Sequential(Model):
         except (ValueError, TypeError):
             self._stack.pop()  # a layer that does not fit is not kept
             self.__dict__["_tracked"] = list(self._stack)
-            if self.built:
-                self._symbolic_pass()
             raise
 
     def pop(self) -> Layer:
@@ -76,8 +76,10 @@ class Sequential(Model):
             raise ValueError(f"Sequential.pop: model '{self.name}' has no layers to remove")
         layer = self._stack.pop()
         self.__dict__["_tracked"] = list(self._stack)
-        if self.built:
-            self._symbolic_pass()
+        if self.built and self._own_nodes and self._own_nodes[-1].layer is layer:
+            forget_nodes([self._own_nodes.pop()])
+            end = self._own_nodes[-1].outputs[0] if self._own_nodes else self._ends[0]
+            self._ends = (self._ends[0], end)
         return layer
 
     def build(self, input_shape) -> None:

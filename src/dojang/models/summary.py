@@ -82,6 +82,24 @@ def _macs(layer, in_shape, out_shape) -> str:
         return "?"
 
 
+def _node_macs(node) -> int | None:
+    """Multiply-accumulates per example of one call (a nested model's: its calls' sum)."""
+    layer = node.layer
+    if isinstance(layer, InputLayer):
+        return 0
+    if graph.is_model(layer):
+        try:
+            parts = [_node_macs(n) for n in graph.walk(layer)]
+        except ValueError:
+            return None
+        return None if None in parts else sum(parts)
+    out = [t.shape for t in node.outputs]
+    try:
+        return layer.compute_macs(_in_shape(node), out if len(out) > 1 else out[0])
+    except TypeError:  # a free (None) spatial size
+        return None
+
+
 def _node_rf(node, rfs: dict):
     """Receptive field of ``node``'s outputs from those of its inputs (``rfs`` by tensor id)."""
     if isinstance(node.layer, InputLayer):
@@ -109,28 +127,47 @@ def _shape_text(shapes) -> str:
     return ", ".join(format_shape(s) for s in shapes)
 
 
+def receptive_fields(model) -> list[tuple]:
+    """``(node, rf)`` for each node of ``graph.walk(model)``: what one output unit sees.
+
+    ``rf`` is a ``shapes.ReceptiveField`` (size, jump, start per spatial axis) over the
+    model's input, or a marker string: ``"-"`` (no spatial axes), ``"global"`` (the whole
+    input), ``"?"`` (unknown). Branches merge by the largest size and jump.
+
+    Raises:
+        ValueError: as ``graph.walk``.
+
+    Example:
+        >>> import dojang as dj
+        >>> m = dj.Sequential([dj.layers.Conv2D(1, 3, input_shape=(9, 9, 1)),
+        ...                    dj.layers.MaxPooling2D(2), dj.layers.Conv2D(1, 3)])
+        >>> [rf.size for _, rf in receptive_fields(m)]
+        [(1, 1), (3, 3), (4, 4), (8, 8)]
+    """
+    rfs, out = {}, []
+    for node in graph.walk(model):
+        rf = _node_rf(node, rfs)
+        rfs.update((id(t), rf) for t in node.outputs)
+        out.append((node, rf))
+    return out
+
+
 def _rows(model):
     """One row per layer call: name, output shape, params, MACs, RF, inbound names."""
     try:
-        nodes = graph.walk(model)
+        nodes = receptive_fields(model)
     except ValueError:  # not built yet, or a subclassed call that cannot be traced
         return _unconnected_rows(model)
     functional = graph.kind(model) == "functional"
-    rows, rfs, total_macs = [], {}, 0
-    for node in nodes:
+    rows, total_macs = [], 0
+    for node, rf in nodes:
         layer = node.layer
-        rf = _node_rf(node, rfs)
-        rfs.update((id(t), rf) for t in node.outputs)
         out_shapes = [t.shape for t in node.outputs]
-        if isinstance(layer, InputLayer):
-            if not functional:
-                continue
-            macs = "0"
-        else:
-            macs = _macs(layer, _in_shape(node),
-                         out_shapes if len(out_shapes) > 1 else out_shapes[0])
-        if macs != "?":
-            total_macs += int(macs.replace(",", ""))
+        if isinstance(layer, InputLayer) and not functional:
+            continue
+        count = _node_macs(node)
+        total_macs += count or 0
+        macs = "?" if count is None else f"{count:,}"
         connected = ", ".join(t.node.layer.name for t in node.inputs) if functional else ""
         rows.append([f"{layer.name} ({type(layer).__name__})", _shape_text(out_shapes),
                      f"{layer.count_params():,}", macs, _format_rf(rf), connected])
