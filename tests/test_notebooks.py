@@ -62,6 +62,10 @@ def test_notebook_runs_in_fast_mode(path, monkeypatch):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert images, f"{path.name} drew no figure inline"
+    fits = [c for c in nb.cells if c.cell_type == "code" and ".fit(" in c.source]
+    for cell in fits:                   # training shows tqdm's notebook bar, a widget
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                   for o in cell.outputs), f"{path.name}: fit drew no progress widget"
     glyph_warnings = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
                       if o.output_type == "stream" and "Glyph" in o.text]
     assert glyph_warnings == [], "a figure has characters its font cannot draw"
