@@ -46,12 +46,14 @@ def receptive_field(model, layer=None):
         >>> receptive_field(m).size
         (8, 8)
     """
+    from dojang.models.graph import walk
     from dojang.models.summary import _combine, _initial_rf, _step
     from dojang.shapes import ReceptiveField
 
     target = find_layer(model, layer)
     rfs: dict[int, object] = {}
-    for lay, inbound in model._graph():
+    for node in walk(model):
+        lay, inbound = node.layer, [t.node.layer for t in node.inputs]
         shapes = lay._io_shapes
         if type(lay).__name__ == "InputLayer":
             rf = _initial_rf(lay.output.shape)
