@@ -43,8 +43,8 @@ test: $(VENV)/.test fashion-mnist
 
 # Executed HTML copies of notebooks/ in build/notebooks/ (DOJANG_NOTEBOOK_FAST=1: a quick run).
 notebooks: $(VENV)/.notebooks fashion-mnist
-	$(PY) -m jupyter nbconvert --to html --execute --output-dir build/notebooks \
-	  notebooks/0*.ipynb
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter nbconvert --to html --execute \
+	  --output-dir build/notebooks notebooks/0*.ipynb
 
 bench: $(VENV)/.test
 	$(PY) bench/conv.py

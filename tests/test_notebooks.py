@@ -52,6 +52,7 @@ def test_notebook_runs_in_fast_mode(path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [source] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     monkeypatch.delenv("MPLBACKEND", raising=False)       # the kernel's inline backend
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")    # this environment's python3 kernel
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
