@@ -56,7 +56,7 @@ def run_cli(capsys, *args):
     (["filters", "{m}"], "filters_conv2d.png"),
     (["filters", "{m}", "--layer", "2"], "filters_conv2d_1.png"),
     (["rf", "{m}", "--layer", "conv2d_1", "--image", "{d}/photo.jpg"], "rf_conv2d_1.png"),
-    (["rf", "{m}"], "rf_conv2d_1.png"),
+    (["rf", "{m}", "--unit", "0,3"], "rf_conv2d_1.png"),
     (["gradcam", "{m}", "{d}/photo.jpg"], "gradcam.png"),
     (["saliency", "{m}", "{d}/photo.jpg", "--class", "1"], "saliency.png"),
 ])
@@ -93,9 +93,10 @@ def test_predict_takes_a_model_file(workspace, capsys):
     (["show", "rf", "{d}/model.dojang", "--layer", "dense"], "has no spatial output"),
     (["show", "filters", "{d}/model.dojang", "--layer", "max_pooling2d"],
      "has no 2-d conv filters"),
-    (["show", "filters", "{d}/nowhere"], "no such run directory or model file"),
+    (["show", "filters", "{d}/nowhere"], "is not a dojang run directory"),
     (["show", "kernel", "sobel", "{d}/missing.png"], "no such image file"),
     (["explain", "conv", "--input", "2x2", "--kernel", "3"], "impossible convolution"),
+    (["show", "rf", "{d}/model.dojang", "--unit", "9,0"], "outside layer 'conv2d_1'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workspace, capsys, args, message):
     code, out, err = run_cli(capsys, *[a.format(d=workspace) for a in args])

@@ -113,3 +113,27 @@ def test_seed_004_keras_layers():
     assert keras_layers.Conv2D(10, kernel_size=(3, 3), activation="relu", padding="same",
                                strides=1)(x).shape == (1, 4, 4, 10)
     assert keras_layers.MaxPooling2D(2)(np.ones((1, 2, 2, 3))).shape == (1, 1, 1, 3)
+
+
+def test_keras_book_feature_map_idiom():
+    """keras.Model(model.input, model.layers[0].output), then predict, as chapter 8-3 types it."""
+    from dojang import viz
+
+    dj.layers.clear_session()
+    model = dj.zoo.fashion_cnn()
+    conv_acti = dj.Model(model.input, model.layers[0].output)
+    inputs = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)
+    feature_maps = conv_acti.predict(inputs[0:1])
+    assert feature_maps.shape == (1, 28, 28, 32)
+    expected = viz.layer_output(model, model.layers[0], inputs[0:1]).numpy()
+    np.testing.assert_allclose(feature_maps, expected, rtol=1e-6)
+    # the extractor shares the weights: changing the model's kernel changes its maps
+    model.layers[0].kernel.data[...] *= 2
+    np.testing.assert_allclose(conv_acti.predict(inputs[0:1]),
+                               viz.layer_output(model, model.layers[0], inputs[0:1]).numpy(),
+                               rtol=1e-6)
+    second = dj.Model(model.input, model.layers[2].output)
+    assert second.predict(inputs).shape == (2, 14, 14, 64)
+    both = dj.Model(model.input, [model.layers[0].output, model.layers[2].output])
+    maps0, maps2 = both.predict(inputs)
+    assert maps0.shape == (2, 28, 28, 32) and maps2.shape == (2, 14, 14, 64)

@@ -232,3 +232,24 @@ def test_grad_cam_leaves_weight_gradients_and_softmax_alone():
         viz.grad_cam(model, image, class_index=3)
     with pytest.raises(ValueError, match="image of shape"):
         viz.grad_cam(model, image[None, None])
+
+
+def test_box_of_a_chosen_unit_and_subclassed_models():
+    model = dj.Sequential([L.Conv2D(1, 3, input_shape=(11, 13, 1)), L.Conv2D(1, 3, strides=2)])
+    # unit q of the second conv sees first-conv rows [2q, 2q + 3), input rows [2q, 2q + 5)
+    assert viz.receptive_field_box(model, 1, unit=(1, 2)) == (2, 4, 7, 9)
+    assert viz.receptive_field_box(model, 1, unit=(3, 4)) == (6, 8, 11, 13)
+
+    class Net(dj.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = L.Conv2D(2, 3)
+
+        def call(self, x, training=False):
+            return self.conv(x)
+
+    net = Net()
+    net(np.zeros((1, 6, 6, 1), np.float32))
+    assert viz.receptive_field_box(net, 0) == (2, 2, 5, 5)  # unit (2, 2), traced via call
+    erf = viz.effective_receptive_field(net, 0, np.ones((2, 6, 6, 1)))
+    assert erf.shape == (6, 6) and erf[2:5, 2:5].sum() == pytest.approx(1.0)  # centre (2, 2)

@@ -158,18 +158,22 @@ def test_feature_maps_of_resnet20_start_at_the_stem():
     assert second.shape == (8, 8, 16)
 
 
-def test_feature_maps_rejects_a_subclassed_model():
+def test_feature_maps_of_a_subclassed_model():
     class Net(dj.Model):
         def __init__(self):
             super().__init__()
             self.conv = L.Conv2D(2, 3)
+            self.dense = L.Dense(3)
 
         def call(self, x, training=False):
-            return self.conv(x)
+            return self.dense(L.Flatten()(self.conv(x)))
 
-    with pytest.raises(TypeError, match="feature_maps: Expected a Sequential or single-input "
-                                        "functional model. Received: Net"):
-        viz.feature_maps(Net(), np.zeros((5, 5, 1)))
+    net = Net()
+    image = np.random.default_rng(0).random((5, 5, 1)).astype(np.float32)
+    net(image[None])
+    [(name, maps)] = viz.feature_maps(net, image)
+    assert name == net.conv.name
+    np.testing.assert_allclose(maps, net.conv(image[None]).numpy()[0])
 
 
 # ---------------------------------------------------------------- PNG files

@@ -119,28 +119,10 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _final_model(run: str):
-    """``(run state, model)`` of a run directory; ``({}, model)`` for a model file, read by
-    ``dojang.models.load_model`` (which picks the format)."""
-    from dojang import models, recipes
-
-    if os.path.isfile(run):
-        return {}, models.load_model(run)
-    if not os.path.isdir(run):
-        raise ValueError(f"no such run directory or model file: {run!r}")
-    state = recipes.read_run(run)
-    path = os.path.join(run, "model.dojang")
-    if not os.path.exists(path):
-        if not state.get("checkpoint"):
-            raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
-        path = os.path.join(run, state["checkpoint"])
-    return state, models.load_model(path)
-
-
 def cmd_evaluate(args) -> int:
     from dojang import metrics, recipes
 
-    state, model = _final_model(args.run)
+    state, model = recipes.final_model(args.run)
     recipe = recipes.Recipe(**state["recipe"])
     _, (x_test, y_test), class_names = recipes.load_dataset(recipe.dataset, args.data_dir,
                                                             recipe.limit)
@@ -162,7 +144,9 @@ def load_image(path: str, height: int, width: int, channels: int, invert: bool =
 
 
 def cmd_predict(args) -> int:
-    state, model = _final_model(args.run)
+    from dojang import recipes
+
+    state, model = recipes.final_model(args.run, files=True)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
     batch = np.stack([load_image(p, h, w, c, args.invert) for p in args.images])

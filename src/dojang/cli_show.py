@@ -47,6 +47,8 @@ def register(sub) -> None:
                    "layer name or index (default: the last layer with a spatial output)",
                    show_rf)
     rf.add_argument("--image", help="image file to draw the field on (default: grey)")
+    rf.add_argument("--unit", type=_unit, help="ROW,COL of the output unit whose box is drawn "
+                                                "(default: the centre unit)")
     for name, what in (("gradcam", "Grad-CAM"), ("saliency", "gradient saliency")):
         p = model_cmd(name, f"{what} heatmap of a classifier on an image", True,
                       "conv layer name or index (default: the last Conv2D)", show_heatmap)
@@ -97,6 +99,14 @@ def _size(text: str) -> tuple[int, ...]:
     return values
 
 
+def _unit(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROW,COL like 3,4, got {text!r}") from None
+    return row, col
+
+
 def _padding(text: str):
     if text.lower() in ("valid", "same"):
         return text.lower()
@@ -115,9 +125,9 @@ def _out(args, default: str) -> str:
 
 
 def _model(source: str):
-    from dojang.cli import _final_model
+    from dojang.recipes import final_model
 
-    return _final_model(source)[1]
+    return final_model(source, files=True)[1]
 
 
 def _layer_arg(text):
@@ -134,11 +144,13 @@ def _model_image(model, path):
     """The image file at the model's input size and channels (its own size where the
     model takes any)."""
     from dojang.image import load
+    from dojang.models import graph
 
-    shape = model.input_shape
-    if isinstance(shape, list) or shape is None or len(shape) != 4:
+    inputs = graph.model_inputs(model)
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if shape is None or len(shape) != 4:
         raise ValueError(f"model '{model.name}' does not take one image batch (N, H, W, C); "
-                         f"its input shape is {shape}")
+                         f"its inputs are {[t.shape for t in inputs]}")
     _, h, w, c = shape
     return load(path, None if h is None or w is None else (h, w), c)
 
@@ -192,7 +204,12 @@ def show_rf(args) -> int:
     image = _model_image(model, args.image) if args.image else \
         np.full(input_shape(model), 0.5, dtype=np.float32)
     erf = effective_receptive_field(model, layer.name)
-    print(plot_receptive_field(image, receptive_field_box(model, layer.name), erf,
+    out = layer._io_shapes[1][1:3]
+    if args.unit is not None and not all(0 <= u < o for u, o in zip(args.unit, out)):
+        raise ValueError(f"--unit {args.unit} is outside layer {layer.name!r}'s output "
+                         f"({out[0]}x{out[1]})")
+    box = receptive_field_box(model, layer.name, args.unit)
+    print(plot_receptive_field(image, box, erf,
                                rms_radius(erf), _out(args, f"rf_{layer.name}.png"), layer.name))
     return 0
 

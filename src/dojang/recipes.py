@@ -78,6 +78,28 @@ def read_run(run_dir: str) -> dict:
     return state
 
 
+def final_model(run: str, files: bool = False):
+    """``(run state, model)`` of a run directory: its final model, else its last checkpoint.
+
+    With ``files``, a path to a model file gives ``({}, model)``, read by
+    ``dojang.models.load_model`` (which picks the reader for the file's format).
+
+    Raises:
+        ValueError: not a run directory (or model file), or a run without a finished epoch.
+    """
+    from dojang import models
+
+    if files and os.path.isfile(run):
+        return {}, models.load_model(run)
+    state = read_run(run)
+    path = os.path.join(run, "model.dojang")
+    if not os.path.exists(path):
+        if not state.get("checkpoint"):
+            raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
+        path = os.path.join(run, state["checkpoint"])
+    return state, models.load_model(path)
+
+
 def history_csv(history: dict) -> str:
     keys = list(history)
     n = max((len(v) for v in history.values()), default=0)

@@ -94,7 +94,13 @@ def input_shape(model) -> tuple:
     Raises:
         ValueError: for a model with several inputs or whose input size is unknown.
     """
-    shape = getattr(model, "input_shape", None)
+    from dojang.models import graph
+
+    try:
+        inputs = graph.model_inputs(model)
+        shape = inputs[0].shape if len(inputs) == 1 else [t.shape for t in inputs]
+    except ValueError:  # not built, or a subclassed call that cannot be traced
+        shape = None
     if isinstance(shape, list) or shape is None or None in tuple(shape)[1:]:
         raise ValueError(f"model '{model.name}' needs one input of known size (its input "
                          f"shape is {shape}); pass inputs= explicitly")
@@ -137,20 +143,22 @@ def layer_output(model, layer, x, training: bool = False):
 
     Args:
         model: any model that calls ``layer`` (Sequential, functional, subclassed).
-        layer: the Layer object (``find_layer`` resolves names and indices).
+        layer: a Layer of the model, or its name or index in ``model.layers``.
         x: the model's input (an array or Tensor); gradients flow back to it.
         training: the mode the model runs in.
 
     Raises:
-        ValueError: if running the model never calls ``layer``.
+        ValueError: an unknown layer, or one that running the model never calls.
 
     Example:
         >>> import dojang as dj, numpy as np
         >>> m = dj.Sequential([dj.layers.Conv2D(2, 3, input_shape=(6, 6, 1)),
         ...                    dj.layers.Flatten(), dj.layers.Dense(3)])
-        >>> layer_output(m, m.layers[0], np.ones((1, 6, 6, 1))).shape
+        >>> layer_output(m, 0, np.ones((1, 6, 6, 1))).shape
         (1, 4, 4, 2)
     """
+    if isinstance(layer, (str, int, np.integer)):
+        layer = find_layer(model, layer, spatial=False)
     with tap(layer, stop=True) as seen:
         try:
             model(x, training=training)
@@ -170,9 +178,12 @@ def logits(model):
     ``Softmax``/``Activation('softmax')`` layer, becomes the identity.
     """
     from dojang import activations
+    from dojang.models import graph
 
-    outputs = getattr(model, "outputs", None)
-    last = outputs[0].node.layer if outputs else _layers(model)[-1]
+    try:
+        last = graph.model_outputs(model)[0].node.layer
+    except ValueError:  # a subclassed call that cannot be traced: its last layer
+        last = _layers(model)[-1]
     if getattr(last, "activation", None) is activations.softmax:
         last.activation = activations.linear
         try:

@@ -27,7 +27,7 @@ def receptive_field(model, layer=None):
     """The theoretical receptive field of ``layer``'s output units.
 
     Args:
-        model: a built model (Sequential or functional).
+        model: a built model (Sequential, functional, or subclassed and traceable).
         layer: a layer name or index; None means the last layer with a spatial output.
 
     Returns:
@@ -46,26 +46,11 @@ def receptive_field(model, layer=None):
         >>> receptive_field(m).size
         (8, 8)
     """
-    from dojang.models.graph import walk
-    from dojang.models.summary import _combine, _initial_rf, _step
+    from dojang.models.summary import receptive_fields
     from dojang.shapes import ReceptiveField
 
     target = find_layer(model, layer)
-    rfs: dict[int, object] = {}
-    for node in walk(model):
-        lay, inbound = node.layer, [t.node.layer for t in node.inputs]
-        shapes = lay._io_shapes
-        if type(lay).__name__ == "InputLayer":
-            rf = _initial_rf(lay.output.shape)
-        else:
-            in_shape = shapes[0]
-            first = in_shape[0] if isinstance(in_shape, list) else in_shape
-            prior = [rfs.get(id(src), "?") for src in inbound or []] or [_initial_rf(first)]
-            rf = _step(lay, _combine(prior), in_shape)
-        rfs.setdefault(id(lay), rf)
-        if lay is target:
-            break
-    rf = rfs.get(id(target))
+    rf = next((rf for node, rf in receptive_fields(model) if node.layer is target), "?")
     if not isinstance(rf, ReceptiveField):
         raise ValueError(f"the receptive field of layer {target.name!r} is not known "
                          f"({rf})")
