@@ -11,8 +11,10 @@ Examples::
     dojang show features runs/fast shirt.png --layer conv2d_1   # see dojang/cli_show.py
     dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
 
-Bad arguments and user errors print one line (``dojang: error: ...``) and exit with
-status 2; tracebacks are kept for bugs.
+Bad arguments, user errors and operating-system errors (read-only or full disk, missing
+permission) print one line (``dojang: error: ...``) and exit with status 2; what can be
+checked (a writable run directory, existing files) is checked before data is loaded or a
+model built. Tracebacks are kept for bugs.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ def load_image(path: str, height: int, width: int, channels: int, invert: bool =
 def cmd_predict(args) -> int:
     from dojang import recipes
 
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:  # checked before the model is loaded
+        raise ValueError(f"no such image file: {missing[0]!r}")
     state, model = recipes.final_model(args.run, files=True)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
@@ -177,7 +182,8 @@ def main(argv=None) -> int:
         return (getattr(args, "func", None) or COMMANDS[args.command])(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
+        # OSError: a read-only --out, a full disk, a missing permission or file.
         print(f"dojang {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -21,8 +21,9 @@ import numpy as np
 from dojang import backend, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
+from dojang.layers import weight_source
 from dojang.layers.node import KerasTensor, Node, is_symbolic, node_attribute
-from dojang.validation import is_int
+from dojang.validation import check_float_dtype, is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
@@ -138,7 +139,8 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: Expected name to be a non-empty string. "
                              f"Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self.dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.dtype = check_float_dtype(dtype, "dtype", f"{type(self).__name__} '{self.name}'") \
+            if dtype is not None else get_default_dtype()
         self._trainable = bool(trainable)
         self.built = False
         self.seed = seed
@@ -194,8 +196,12 @@ class Layer:
 
         dtype = np.dtype(dtype) if dtype is not None else self.dtype
         shape = tuple(int(s) for s in shape)
-        init = initializers.get(initializer)
-        value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
+        source = weight_source.current()
+        if source is not None:
+            value = source.take(self, name, shape, dtype)
+        else:
+            init = initializers.get(initializer)
+            value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer for '{name}' returned shape "
                              f"{value.shape}, expected {shape}")

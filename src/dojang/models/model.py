@@ -28,14 +28,14 @@ class Model(Trainer, Layer):
 
     Example:
         >>> import dojang as dj
-        >>> class Net(dj.Model):
+        >>> class TwoLayerNet(dj.Model):
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.hidden = dj.layers.Dense(8, activation="relu")
         ...         self.out = dj.layers.Dense(2)
         ...     def call(self, x, training=False):
         ...         return self.out(self.hidden(x))
-        >>> Net()(dj.Tensor([[1.0, 2.0, 3.0]])).shape
+        >>> TwoLayerNet()(dj.Tensor([[1.0, 2.0, 3.0]])).shape
         (1, 2)
     """
 
