@@ -81,6 +81,17 @@ class Model(Trainer, Layer):
         """Subclassed models build their layers lazily, on the first call."""
         self.built = True
 
+    def to(self, device: str) -> Model:
+        """Move the weights, and the optimizer's state once compiled, to ``device``.
+
+        Args:
+            device: a device name, as for ``Tensor.to`` (which also says what it raises).
+        """
+        super().to(device)
+        if self.optimizer is not None:
+            self.optimizer.to(device)
+        return self
+
     def summary(self, line_length: int | None = None, print_fn=None,
                 return_string: bool = False):
         """Print (or return) a Keras-style table with MACs and receptive fields.

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from dojang.autograd import Tensor
-from dojang.backend import get_array_module, to_numpy
+from dojang.backend import check_device, device_of, get_array_module, to_device, to_numpy
+from dojang.backends import check_same_device
 from dojang.optimizers import schedules
 from dojang.registry import Configurable
 from dojang.validation import check_float, check_int
@@ -117,6 +118,20 @@ class Optimizer(Configurable):
             self._slots.append(slots)
         self._loaded = None
 
+    def to(self, device: str) -> Optimizer:
+        """Move the slot arrays to ``device`` (``Model.to`` calls this); returns self.
+
+        Slots are created on their parameter's device, and a slot found on another device
+        than its parameter at a step follows the parameter, so this is only needed to
+        move the state ahead of the next step.
+        """
+        device = check_device(device)
+        for slots in self._slots or ():
+            for name, arr in slots.items():
+                slots[name] = to_device(arr, device)
+        self._scratch.clear()
+        return self
+
     def _buffer(self, like):
         """A scratch array shaped like ``like``: a view of one reused flat buffer."""
         xp = get_array_module(like)
@@ -158,8 +173,11 @@ class Optimizer(Configurable):
         for p, g, slots in zip(params, grads, self._slots, strict=True):
             if g is None:
                 continue
+            if type(g) is not type(p.data):
+                check_same_device((p.data, g), f"{type(self).__name__}.apply")
             if slots and type(next(iter(slots.values()))) is not type(p.data):
-                _move_slots(slots, p.data)
+                for name, arr in slots.items():
+                    slots[name] = to_device(arr, device_of(p.data))
             if self.weight_decay:
                 p.data *= 1.0 - lr * self.weight_decay
             self.update(p.data, g, slots, lr, step)
@@ -301,9 +319,3 @@ def _copy_into(dst, src: np.ndarray, key: str) -> None:
         raise ValueError(f"Optimizer state {key!r}: Expected shape {tuple(dst.shape)}. "
                          f"Received: shape {tuple(src.shape)}")
     dst[...] = get_array_module(dst).asarray(src, dtype=dst.dtype)
-
-
-def _move_slots(slots: dict, like) -> None:
-    xp = get_array_module(like)
-    for name, arr in slots.items():
-        slots[name] = xp.asarray(to_numpy(arr) if xp is np else arr)
