@@ -9,7 +9,8 @@ optional extra) into PNG files.
 - ``receptive_field``, ``receptive_field_box``: the theoretical window of an output
   unit; ``effective_receptive_field``, ``rms_radius``: the measured one (``receptive.py``);
 - ``grad_cam``, ``saliency``: where a classifier looks (``gradcam.py``);
-- ``find_layer``, ``layer_output``: reaching any layer of any model (``probe.py``).
+- ``find_layer``, ``layer_output``: reaching any layer of any model (``probe.py``);
+- ``use_korean_font``: Hangul titles and labels in matplotlib (``fonts.py``).
 """
 
 from dojang.viz.figures import (
@@ -21,6 +22,7 @@ from dojang.viz.figures import (
     plot_filters,
     plot_history,
 )
+from dojang.viz.fonts import korean_font_path, use_korean_font
 from dojang.viz.gradcam import grad_cam, resize_bilinear, saliency
 from dojang.viz.probe import find_layer, layer_output
 from dojang.viz.receptive import (
@@ -33,7 +35,8 @@ from dojang.viz.receptive import (
 
 __all__ = [
     "effective_receptive_field", "feature_map_grid", "feature_maps", "filter_grid",
-    "find_layer", "grad_cam", "layer_output", "plot_confusion_matrix", "plot_feature_maps",
-    "plot_filters", "plot_history", "receptive_field", "receptive_field_box", "resize_bilinear",
-    "rms_radius", "saliency", "uniform_stack",
+    "find_layer", "grad_cam", "korean_font_path", "layer_output", "plot_confusion_matrix",
+    "plot_feature_maps", "plot_filters", "plot_history", "receptive_field",
+    "receptive_field_box", "resize_bilinear", "rms_radius", "saliency", "uniform_stack",
+    "use_korean_font",
 ]
