@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 # A short OpenBLAS spin after each GEMM: measured faster for dojang on 2 cores.
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: demo test notebooks fashion-mnist bench lint clean
+.PHONY: demo test notebooks fashion-mnist bench lint clean test-gpu bench-gpu
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ notebooks: $(VENV)/.notebooks fashion-mnist
 bench: $(VENV)/.test
 	$(PY) bench/conv.py
 	$(PY) bench/run.py
+
+# On a machine with an NVIDIA GPU and CuPy (no venv: that machine's own python3, nothing
+# installed): the oracle suite on CuPy arrays, then the GPU benchmark.
+GPU_PYTHON ?= python3
+test-gpu:
+	DOJANG_TEST_DEVICE=gpu PYTHONPATH=src $(GPU_PYTHON) -m pytest -q -p no:cacheprovider tests
+
+bench-gpu:
+	PYTHONPATH=src $(GPU_PYTHON) bench/gpu.py
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests bench tools notebooks

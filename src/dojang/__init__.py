@@ -29,6 +29,7 @@ from dojang import (
     zoo,
 )
 from dojang.autograd import Function, Tensor
+from dojang.backends import device
 from dojang.config import (
     default_dtype,
     enable_grad,
@@ -57,8 +58,8 @@ def __getattr__(name):
 
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "data", "distribute", "datasets", "default_dtype", "enable_grad", "functional",
-    "get_default_dtype", "im2col_budget", "image",
+    "config", "data", "datasets", "default_dtype", "device", "distribute", "enable_grad",
+    "functional", "get_default_dtype", "im2col_budget", "image",
     "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     t.add_argument("--data-dir", help="directory holding the dataset files")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    _device_option(t)
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes of an MPI launch: mpiexec -n 4 "
                         "dojang train --distributed (--batch-size is per process)")
@@ -84,12 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a run's final model on its test set.")
     e.add_argument("run", help="run directory")
     e.add_argument("--data-dir", help="directory holding the dataset files")
+    _device_option(e)
 
     pr = sub.add_parser("predict", help="classify image files with a run's model",
                         description="Print the top-k classes of each image.")
     pr.add_argument("run", help="run directory or model file (.dojang)")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--top-k", type=_positive_int, default=3)
+    _device_option(pr)
     pr.add_argument("--invert", action="store_true",
                     help="invert grey levels (Fashion-MNIST items are light on black)")
 
@@ -101,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_show.register(sub)
     return p
+
+
+def _device_option(parser) -> None:
+    parser.add_argument("--device", default="cpu",
+                        help="where the model computes: cpu (default), gpu or gpu:N "
+                             "(needs dojang[gpu])")
 
 
 def cmd_train(args) -> int:
@@ -198,12 +207,15 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv=None) -> int:
+    from dojang import backends
     from dojang.distribute import CollectiveTimeout
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = getattr(args, "func", None) or COMMANDS[args.command]
     try:
-        return (getattr(args, "func", None) or COMMANDS[args.command])(args)
+        with backends.device(getattr(args, "device", "cpu")):  # new models are made there
+            return command(args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, TypeError, OSError, ImportError) as e:

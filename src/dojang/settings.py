@@ -18,6 +18,9 @@ threads                1 (``DOJANG_NUM_THREADS``)  threads that split NumPy arra
                                                    the batch (1 to 8; ``kernels.threads``)
 MPI timeout            30 s                        seconds ``MPIStrategy`` waits for the
                        (``DOJANG_MPI_TIMEOUT``)    other ranks before ``CollectiveTimeout``
+GPU TF32               off (``DOJANG_GPU_TF32``)   ``1``: float32 GEMMs on the GPU use TF32
+                                                   tensor cores (10-bit mantissa products;
+                                                   read when CuPy is first loaded)
 =====================  ==========================  =========================================
 
 The environment is read once, when this module is imported; a ``with`` block
@@ -42,7 +45,7 @@ from contextvars import ContextVar
 import numpy as np
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
-VARIANTS = ("reference", "numba")
+VARIANTS = ("reference", "numba", "cuda")
 MAX_THREADS = 8
 
 
@@ -57,6 +60,7 @@ RECYCLE_DEFAULT = os.environ.get("DOJANG_RECYCLE", "1") != "0"
 THREADS_DEFAULT = _env_threads(os.environ.get("DOJANG_NUM_THREADS", ""))
 # Parsed (and refused when not a number) by MPIStrategy, the one reader.
 MPI_TIMEOUT_TEXT = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
+GPU_TF32 = os.environ.get("DOJANG_GPU_TF32", "0") == "1"
 
 _grad_enabled: ContextVar[bool] = ContextVar("dojang_grad_enabled", default=True)
 _default_dtype: ContextVar[np.dtype] = ContextVar(
@@ -166,7 +170,7 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
     reference runs).
 
     Raises:
-        ValueError: ``variant`` is not one of ``("reference", "numba")``.
+        ValueError: ``variant`` is not one of ``("reference", "numba", "cuda")``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant to be one of {VARIANTS}. Received: "

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from dojang import backend
+from dojang import backend, backends
 from dojang.config import no_grad
 from dojang.distribute.base import current as current_strategy
 from dojang.distribute.base import resolve as resolve_strategy
@@ -305,7 +305,7 @@ class Trainer:
                 self.reset_metrics()
                 callback_list.on_epoch_begin(epoch)
                 logs = {}
-                for step, (xb, yb) in enumerate(loader.epoch(epoch)):
+                for step, (xb, yb) in enumerate(self._staged(loader.epoch(epoch))):
                     callback_list.on_train_batch_begin(step)
                     logs = self.train_step(xb, yb)
                     callback_list.on_train_batch_end(step, logs)
@@ -322,6 +322,11 @@ class Trainer:
             callback_list.on_train_end(logs)
         return callback_list.history
 
+    def _staged(self, batches):
+        """Host batches on the model's device: the device's backend copies each while the
+        previous one computes where it can (CuPy); on the CPU the batches pass as they are."""
+        return backends.get(self._device).stage(batches, self._device)
+
     def _evaluate_arrays(self, x, y, batch_size: int, strategy, callback_list=None) -> dict:
         from dojang.data import iterate_batches
 
@@ -329,8 +334,8 @@ class Trainer:
         logs = {}
         shard = strategy.shard if strategy.size > 1 else None
         with strategy.scope():
-            for step, (xb, yb) in enumerate(iterate_batches(
-                    x, y, batch_size * strategy.size, shard=shard)):
+            for step, (xb, yb) in enumerate(self._staged(iterate_batches(
+                    x, y, batch_size * strategy.size, shard=shard))):
                 if callback_list is not None:
                     callback_list.on_test_batch_begin(step)
                 logs = self.test_step(xb, yb)
@@ -403,7 +408,8 @@ class Trainer:
         outs = []
         shard = strategy.shard if strategy.size > 1 else None
         with no_grad(), strategy.scope():
-            for step, xb in enumerate(iterate_batches(x, None, global_batch, shard=shard)):
+            batches = ((xb,) for xb in iterate_batches(x, None, global_batch, shard=shard))
+            for step, (xb,) in enumerate(self._staged(batches)):
                 callback_list.on_predict_batch_begin(step)
                 if len(xb):
                     y = self(xb, training=False)
