@@ -7,5 +7,6 @@ import sys
 from dojang import cli
 from dojang.backends import strict
 
-strict.enable()
-sys.exit(cli.main())
+if __name__ == "__main__":
+    strict.enable()
+    sys.exit(cli.main())
