@@ -221,3 +221,20 @@ def test_plot_feature_maps_and_confusion_matrix(tmp_path):
     assert wide.shape[1] > 2 * wide.shape[0]  # input + two grids side by side
     matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
     read_png(viz.plot_confusion_matrix(matrix, ["a", "b", "c"], tmp_path / "cm.png"))
+
+
+def test_figures_leave_pyplots_backend_and_open_figures_alone(tmp_path):
+    """In Jupyter the inline backend must survive a dojang figure (no matplotlib.use)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        open_before = plt.get_fignums()
+        dj.viz.plot_filters(np.random.default_rng(0).random((3, 3, 1, 4)), tmp_path / "f.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_before
+        assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

@@ -89,24 +89,30 @@ def _figure(path, fig) -> str:
     """Save ``fig`` as a PNG atomically (temporary file, then rename) and close it."""
     import io
 
-    import matplotlib.pyplot as plt
-
     from dojang.fileio import atomic_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     atomic_write(path, buffer.getvalue())
     return str(path)
 
 
+class _Figures:
+    """``subplots`` as pyplot has it, on a bare ``matplotlib.figure.Figure``: the figures
+    are only saved to files, so pyplot's global state (its list of open figures, the
+    backend, which ``matplotlib.use("Agg")`` would switch even inside Jupyter) is left
+    alone."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def plot_filters(kernel, path, title: str = "first-layer filters") -> str:
