@@ -42,7 +42,7 @@ from dojang.models import Model, Sequential
 
 __version__ = "0.1.0"
 
-_LAZY = ("datasets", "viz", "recipes", "cli")
+_LAZY = ("datasets", "viz", "recipes", "cli", "onnx", "interop")
 
 
 def __getattr__(name):
@@ -59,6 +59,7 @@ __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
     "config", "data", "datasets", "default_dtype", "enable_grad", "functional",
     "get_default_dtype", "im2col_budget",
-    "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
+    "initializers", "interop", "is_grad_enabled", "layers", "losses", "metrics", "models",
+    "no_grad", "onnx", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]
