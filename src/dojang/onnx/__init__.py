@@ -5,5 +5,6 @@ when they run.
 """
 
 from dojang.onnx.export import export
+from dojang.onnx.load import load
 
-__all__ = ["export"]
+__all__ = ["export", "load"]

@@ -54,8 +54,8 @@ class GraphBuilder:
 
     def const(self, array, hint: str) -> str:
         name = self.fresh(hint)
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array),
-                                                               name))
+        array = np.array(array, order="C")  # keeps 0-d arrays 0-d
+        self.initializers.append(self._numpy_helper.from_array(array, name))
         return name
 
     def ints(self, values, hint: str = "shape") -> str:

@@ -230,6 +230,10 @@ def reshape(b: GraphBuilder, layer, x_t, y_t) -> None:
 def relu(b: GraphBuilder, layer, x_t, y_t) -> None:
     x, cf = b.get(x_t)
     if layer.negative_slope == 0.0 and layer.threshold == 0.0:
+        if layer.max_value is not None:
+            low, high = b.floats(0.0, "low"), b.floats(layer.max_value, "max_value")
+            b.set(y_t, b.op("Clip", [x, low, high], "relu"), cf)
+            return
         y = b.op("Relu", [x], "relu")
     else:
         t = b.floats(layer.threshold, "threshold")

@@ -61,7 +61,7 @@ def build_proto(model, opset: int = 17, channels_first_io: bool = False):
     inputs, outputs = endpoints(model, nodes)
     b = GraphBuilder(opset)
     graph_inputs, graph_outputs = [], []
-    for i, t in enumerate(inputs):
+    for t in inputs:
         name = t.node.layer.name if len(inputs) > 1 else "input"
         cf = _channels_last_io(t, channels_first_io)
         graph_inputs.append(_value_info(helper, name, _io_shape(t, cf), t.dtype))
