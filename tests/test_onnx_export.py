@@ -169,3 +169,22 @@ def test_user_layer_refused_by_name():
 def test_bad_opset(opset):
     with pytest.raises(ValueError, match="Expected opset to be an int from 13"):
         build_proto(dj.zoo.lenet5(), opset=opset)
+
+
+def test_batch_norm_on_an_inner_axis_and_float64_models():
+    model = dj.Sequential([L.InputLayer((6,)), L.Reshape((2, 3)),
+                           L.BatchNormalization(axis=1), L.Dense(4, activation="gelu")])
+    randomize_batch_norm(model)
+    check(model, np.random.default_rng(0).standard_normal((3, 6)).astype("f4"))
+    # onnxruntime has no float64 Conv on the CPU: a float64 dense stack checks the constants.
+    x = L.Input((5,), dtype="float64")
+    y = L.Dense(3, dtype="float64")(x)
+    y = L.ReLU(max_value=0.5, dtype="float64")(L.BatchNormalization(dtype="float64")(y))
+    check(dj.Model(x, y), np.random.default_rng(0).standard_normal((2, 5)))
+
+
+def test_transposed_convolutions_with_explicit_padding():
+    for padding, extra in (((1, 2), None), (((1, 0), (0, 1)), (1, 1)), ("valid", (1, 1))):
+        model = dj.Sequential([L.InputLayer((5, 6, 3)), L.Conv2DTranspose(
+            4, (3, 2), strides=2, padding=padding, output_padding=extra, dilation_rate=1)])
+        check(model, np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype("f4"))

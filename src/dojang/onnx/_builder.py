@@ -35,13 +35,15 @@ class GraphBuilder:
 
     Args:
         opset: the ONNX opset being written (some ops depend on it).
+        dtype: the model's float dtype, that of every float constant.
     """
 
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, dtype=np.float32):
         from onnx import helper, numpy_helper
 
         self._helper, self._numpy_helper = helper, numpy_helper
         self.opset = opset
+        self.dtype = np.dtype(dtype)
         self.nodes: list = []
         self.initializers: list = []
         self.values: dict[int, tuple[str, bool, int]] = {}
@@ -61,8 +63,8 @@ class GraphBuilder:
     def ints(self, values, hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
 
-    def floats(self, values, hint: str, dtype=np.float32) -> str:
-        return self.const(np.asarray(values, dtype=dtype), hint)
+    def floats(self, values, hint: str) -> str:
+        return self.const(np.asarray(values, dtype=self.dtype), hint)
 
     def op(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
         out = self.fresh(hint)

@@ -178,8 +178,8 @@ def batch_norm(b: GraphBuilder, layer, x_t, y_t) -> None:
     x, cf = b.get(x_t)
     rank = len(x_t.shape)
     c = layer.moving_mean.shape[0]
-    gamma = _array(layer.gamma) if layer.gamma is not None else np.ones(c, np.float32)
-    beta = _array(layer.beta) if layer.beta is not None else np.zeros(c, np.float32)
+    gamma = _array(layer.gamma) if layer.gamma is not None else np.ones(c, b.dtype)
+    beta = _array(layer.beta) if layer.beta is not None else np.zeros(c, b.dtype)
     mean, var = _array(layer.moving_mean), _array(layer.moving_variance)
     if physical_axis(layer.axis, rank, cf) != 1:
         x, cf = b.native(x_t), False
@@ -188,7 +188,7 @@ def batch_norm(b: GraphBuilder, layer, x_t, y_t) -> None:
                                         b.const(mean, "mean"), b.const(var, "var")],
                  "batch_norm", epsilon=float(layer.epsilon))
     else:
-        # y = x * scale + shift along another axis, in float64 then stored as float32
+        # y = x * scale + shift along another axis (folded in float64)
         scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + layer.epsilon)
         shift = beta - mean * scale
         shape = [1] * rank

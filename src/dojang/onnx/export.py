@@ -59,7 +59,7 @@ def build_proto(model, opset: int = 17, channels_first_io: bool = False):
     opset = _check_opset(opset)
     nodes = walk(model)
     inputs, outputs = endpoints(model, nodes)
-    b = GraphBuilder(opset)
+    b = GraphBuilder(opset, inputs[0].dtype)
     graph_inputs, graph_outputs = [], []
     for t in inputs:
         name = t.node.layer.name if len(inputs) > 1 else "input"
