@@ -76,8 +76,8 @@ def _random_layer(rng, rank, channels_last):
     return pool(k, strides=s, padding=str(rng.choice(["valid", "same"])), data_format=fmt)
 
 
-@pytest.mark.parametrize("seed", range(24))
-def test_random_layer_sweep(seed):
+def random_case(seed: int):
+    """(one-layer model, input batch, rng) of a random configuration, both data formats."""
     rng = np.random.default_rng(seed)
     rank = int(rng.choice([1, 2, 2, 3]))
     channels_last = bool(seed % 2)
@@ -85,7 +85,12 @@ def test_random_layer_sweep(seed):
     spatial = tuple(int(v) for v in rng.integers(5, 9, rank))
     shape = spatial + (4,) if channels_last else (4,) + spatial
     model = dj.Sequential([L.InputLayer(shape), layer])
-    x = rng.standard_normal((2,) + shape).astype("f4")
+    return model, rng.standard_normal((2,) + shape).astype("f4"), rng
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_layer_sweep(seed):
+    model, x, rng = random_case(seed)
     opset = int(rng.choice([13, 17, onnx.defs.onnx_opset_version()]))
     check(model, x, opset=opset)
 

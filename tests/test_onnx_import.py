@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from tests.interchange_helpers import assert_agree, randomize_batch_norm, run_onnx  # noqa: E402
-from tests.test_onnx_export import _branchy, _random_layer  # noqa: E402
+from tests.test_onnx_export import _branchy, random_case  # noqa: E402
 
 
 def _round_trip(model, path, x, **kwargs):
@@ -47,14 +47,7 @@ def test_functional_graph_round_trip(tmp_path):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_random_layer_round_trip(seed, tmp_path):
-    rng = np.random.default_rng(100 + seed)
-    rank = int(rng.choice([1, 2, 3]))
-    channels_last = bool(seed % 2)
-    layer = _random_layer(rng, rank, channels_last)
-    spatial = tuple(int(v) for v in rng.integers(5, 9, rank))
-    shape = spatial + (4,) if channels_last else (4,) + spatial
-    model = dj.Sequential([L.InputLayer(shape), layer])
-    x = rng.standard_normal((2,) + shape).astype("f4")
+    model, x, _ = random_case(100 + seed)
     _round_trip(model, tmp_path / "m.onnx", x, opset=19)
 
 
