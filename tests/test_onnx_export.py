@@ -193,3 +193,11 @@ def test_transposed_convolutions_with_explicit_padding():
         model = dj.Sequential([L.InputLayer((5, 6, 3)), L.Conv2DTranspose(
             4, (3, 2), strides=2, padding=padding, output_padding=extra, dilation_rate=1)])
         check(model, np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype("f4"))
+
+
+def test_nested_model_is_written_in_place():
+    inner = dj.Sequential([L.Conv2D(4, 3, padding="same", activation="relu",
+                                    input_shape=(6, 6, 2)), L.MaxPooling2D(2)], name="inner")
+    x = L.Input((6, 6, 2))
+    y = L.Flatten()(L.Add()([inner(x), L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))]))
+    check(dj.Model(x, y), np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("f4"))

@@ -49,6 +49,33 @@ def _io_shape(tensor, cf: bool):
     return [tensor.shape[i] for i in to_first(len(tensor.shape))] if cf else list(tensor.shape)
 
 
+def _emit(b: GraphBuilder, nodes) -> None:
+    """Write every layer call of ``nodes``; a nested model's calls are written in place."""
+    from dojang.interop._walk import endpoints, walk
+    from dojang.models.model import Model
+
+    for node in nodes:
+        layer = node.layer
+        if isinstance(layer, InputLayer):
+            continue
+        if isinstance(layer, Model):
+            inner = walk(layer)
+            inner_inputs, inner_outputs = endpoints(layer, inner)
+            for outer, t in zip(node.inputs, inner_inputs):
+                b.values[id(t)] = b.values[id(outer)]
+            _emit(b, inner)
+            for outer, t in zip(node.outputs, inner_outputs):
+                b.values[id(outer)] = b.values[id(t)]
+            continue
+        rule = rule_for(layer)
+        if rule is None:
+            raise ValueError(f"onnx.export: layer '{layer.name}' ({type(layer).__name__}) "
+                             f"cannot be exported to ONNX: it is not a built-in layer with a "
+                             f"known ONNX form")
+        args = node.inputs if isinstance(layer, MULTI_INPUT) else node.inputs[0]
+        rule(b, layer, args, node.outputs[0])
+
+
 def build_proto(model, opset: int = 17, channels_first_io: bool = False):
     """The ``onnx.ModelProto`` of ``model`` (see ``export``); checked by the ONNX checker."""
     import onnx
@@ -66,17 +93,7 @@ def build_proto(model, opset: int = 17, channels_first_io: bool = False):
         cf = _channels_last_io(t, channels_first_io)
         graph_inputs.append(_value_info(helper, name, _io_shape(t, cf), t.dtype))
         b.set(t, name, cf)
-    for node in nodes:
-        layer = node.layer
-        if isinstance(layer, InputLayer):
-            continue
-        rule = rule_for(layer)
-        if rule is None:
-            raise ValueError(f"onnx.export: layer '{layer.name}' ({type(layer).__name__}) "
-                             f"cannot be exported to ONNX: it is not a built-in layer with a "
-                             f"known ONNX form")
-        args = node.inputs if isinstance(layer, MULTI_INPUT) else node.inputs[0]
-        rule(b, layer, args, node.outputs[0])
+    _emit(b, nodes)
     for i, t in enumerate(outputs):
         name = "output" if len(outputs) == 1 else f"output_{i}"
         want_cf = _channels_last_io(t, channels_first_io)
