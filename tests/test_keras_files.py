@@ -183,3 +183,18 @@ def test_layers_keras_lacks_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="layer 'mirror': dojang option padding_mode"):
         model.save(tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_subclassed_model_saved_as_a_keras_functional_model(tmp_path):
+    from tests.test_onnx_export import _Net
+
+    model = _Net()
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("f4")
+    model(x)
+    model.save(tmp_path / "net.keras")
+    assert_agree(np.asarray(keras.saving.load_model(tmp_path / "net.keras")(x)), model(x).numpy())
+    model.save_weights(tmp_path / "net.weights.h5")
+    twin = _Net()
+    twin(x)
+    twin.load_weights(tmp_path / "net.weights.h5")
+    np.testing.assert_array_equal(twin(x).numpy(), model(x).numpy())

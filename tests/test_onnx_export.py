@@ -201,3 +201,21 @@ def test_nested_model_is_written_in_place():
     x = L.Input((6, 6, 2))
     y = L.Flatten()(L.Add()([inner(x), L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))]))
     check(dj.Model(x, y), np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("f4"))
+
+
+class _Net(dj.Model):
+    def __init__(self):
+        super().__init__(name="net")
+        self.conv = L.Conv2D(4, 3, padding="same", activation="relu")
+        self.pool = L.GlobalAveragePooling2D()
+        self.head = L.Dense(3)
+
+    def call(self, x, training=False):
+        return self.head(self.pool(self.conv(x)))
+
+
+def test_subclassed_model_traced_into_built_in_layers():
+    model = _Net()
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("f4")
+    model(x)
+    check(model, x)

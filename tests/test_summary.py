@@ -114,3 +114,14 @@ def test_subclassed_model_summary_before_and_after_build():
     net(np.ones((1, 3), np.float32))
     text = net.summary(return_string=True)
     assert "(None, 4)" in text and "Total params: 26 (104.00 B)" in text
+
+
+def test_nested_model_row_carries_its_macs_and_receptive_field():
+    inner = dj.Sequential([L.Conv2D(2, 3, input_shape=(8, 8, 1)), L.Conv2D(2, 3)])
+    x = dj.Input((8, 8, 1))
+    outer = dj.Model(x, inner(x))
+    text = outer.summary(return_string=True)
+    row = next(r for r in text.splitlines() if r.startswith(" sequential"))
+    macs = 6 * 6 * 9 * 1 * 2 + 4 * 4 * 9 * 2 * 2  # each conv: OH*OW*KH*KW*C_in*C_out
+    assert f"{macs:,}" in row and "5x5, jump 1" in row
+    assert f"MACs per example: {macs:,}" in text

@@ -39,8 +39,7 @@ from dojang.config import (
 )
 from dojang.layers import Input
 from dojang.models import Model, Sequential
-
-__version__ = "0.1.0"
+from dojang.version import __version__
 
 _LAZY = ("datasets", "viz", "recipes", "cli", "onnx", "interop")
 

@@ -6,8 +6,6 @@ and ``get("linear")`` give the identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from dojang import functional as F
 from dojang.autograd import Tensor
 from dojang.registry import Registry
@@ -70,31 +68,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return F.log_softmax(x, axis=axis)
 
 
-def get(identifier) -> Callable[[Tensor], Tensor]:
-    """Return an activation function from a name, a function or None (identity).
-
-    Example:
-        >>> get("relu") is relu and get(None) is linear
-        True
-
-    Raises:
-        ValueError: for an unknown name. TypeError: for a non-callable.
-    """
-    return linear if identifier is None else registry.get(identifier)
-
-
-def serialize(activation: Callable) -> str:
-    """Return the registered name of an activation function (``serialize(relu) == 'relu'``).
-
-    Raises:
-        ValueError: for a function that was never registered.
-    """
-    return registry.serialize(activation)
-
-
-def deserialize(name: str) -> Callable[[Tensor], Tensor]:
-    """Return the activation registered as ``name``."""
-    return registry.deserialize(name)
+get, serialize, deserialize = registry.functions(none=linear)
 
 
 __all__ = [

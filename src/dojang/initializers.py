@@ -266,25 +266,7 @@ LecunNormal = registry.register("lecun_normal")(_preset(
     "LeCun normal: truncated normal, variance ``1 / fan_in``."))
 
 
-def get(identifier) -> Initializer | None:
-    """Return an initializer from a name, class, instance, config dict or callable.
-
-    ``None`` gives None. Example: ``get("he_normal")((3, 3, 1, 8), "float32", rng)``.
-
-    Raises:
-        ValueError: for an unknown name. TypeError: for anything else.
-    """
-    return None if identifier is None else registry.get(identifier)
-
-
-def serialize(initializer: Initializer) -> dict:
-    """Return ``{"class_name": ..., "config": ...}`` for an initializer."""
-    return registry.serialize(initializer)
-
-
-def deserialize(config) -> Initializer:
-    """Rebuild an initializer from ``serialize``'s output (or a name)."""
-    return registry.deserialize(config)
+get, serialize, deserialize = registry.functions(none=None)
 
 
 __all__ = [

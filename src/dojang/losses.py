@@ -335,24 +335,7 @@ class MulticlassHinge(Loss):
         return {**super().get_config(), "margin": self.margin}
 
 
-def get(identifier) -> Loss:
-    """Return a loss from a Keras name ('mse', 'sparse_categorical_crossentropy', ...),
-    a class, an instance, a config dict or a plain callable ``f(y_true, y_pred)``.
-
-    Raises:
-        ValueError: for an unknown name. TypeError: for anything else.
-    """
-    return registry.get(identifier)
-
-
-def serialize(loss: Loss) -> dict:
-    """Return ``{"class_name": ..., "config": ...}``."""
-    return registry.serialize(loss)
-
-
-def deserialize(config) -> Loss:
-    """Rebuild a loss from ``serialize``'s output (or a name)."""
-    return registry.deserialize(config)
+get, serialize, deserialize = registry.functions()
 
 
 __all__ = [

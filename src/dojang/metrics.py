@@ -358,14 +358,7 @@ def get(identifier, loss=None) -> Metric:
     return registry.get(identifier)
 
 
-def serialize(metric: Metric) -> dict:
-    """Return ``{"class_name": ..., "config": ...}``."""
-    return registry.serialize(metric)
-
-
-def deserialize(config) -> Metric:
-    """Rebuild a metric from ``serialize``'s output (or a name)."""
-    return registry.deserialize(config)
+_, serialize, deserialize = registry.functions()
 
 
 __all__ = [

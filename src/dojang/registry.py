@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 _C = TypeVar("_C", bound="Configurable")
+_REQUIRED = object()
 
 
 class Configurable:
@@ -158,3 +159,38 @@ class Registry:
         if not self._is_class(cls):
             return cls
         return cls.from_config(inner)
+
+    def functions(self, none=_REQUIRED) -> tuple[Callable, Callable, Callable]:
+        """The family module's ``get``, ``serialize`` and ``deserialize``, made once here.
+
+        Args:
+            none: what ``get(None)`` returns (None for initializers and regularizers, the
+                identity for activations); by default None is refused like any non-name.
+
+        Example:
+            >>> reg = Registry("thing", base=None)
+            >>> _ = reg.register("double")(lambda x: 2 * x)
+            >>> get, serialize, deserialize = reg.functions(none=abs)
+            >>> get(None) is abs, get("double")(3), deserialize(serialize(get("double")))(4)
+            (True, 6, 8)
+        """
+        kind = self.kind
+        shown = getattr(none, "__name__", none)
+        default = "" if none is _REQUIRED else f" ``None`` gives {shown}."
+
+        def get(identifier):
+            if identifier is None and none is not _REQUIRED:
+                return none
+            return self.get(identifier)
+
+        def serialize(obj):
+            return self.serialize(obj)
+
+        def deserialize(config):
+            return self.deserialize(config)
+
+        get.__doc__ = (f"Return the {kind} named by ``identifier``: a name, a class, an instance "
+                       f"or a config dict (see ``Registry.get``).{default}")
+        serialize.__doc__ = f"A {kind}'s config dict ``{{'class_name', 'config'}}`` (or name)."
+        deserialize.__doc__ = f"Rebuild a {kind} from ``serialize``'s output (or a name)."
+        return get, serialize, deserialize

@@ -88,22 +88,7 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-def get(identifier) -> Regularizer | None:
-    """Return a regularizer from a name ('l1', 'l2', 'l1_l2'), class, instance or config.
-
-    ``None`` gives None.
-    """
-    return None if identifier is None else registry.get(identifier)
-
-
-def serialize(regularizer: Regularizer) -> dict:
-    """Return ``{"class_name": ..., "config": ...}``."""
-    return registry.serialize(regularizer)
-
-
-def deserialize(config) -> Regularizer:
-    """Rebuild a regularizer from ``serialize``'s output (or a name)."""
-    return registry.deserialize(config)
+get, serialize, deserialize = registry.functions(none=None)
 
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "serialize"]

@@ -56,7 +56,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **hyper) -> Tensor:
         """Run the op on Tensors (or arrays and scalars) and record it for backward."""
-        tensor = _TENSOR[0] if _TENSOR else _tensor_class()
+        tensor = _TENSOR[0]
         fn = cls(**hyper)
         out = fn.forward(*[t.data if isinstance(t, tensor) else t for t in inputs])
         if is_grad_enabled():
@@ -84,14 +84,14 @@ class Function:
         return f"<{type(self).__name__} backward>"
 
 
-_TENSOR: list = []  # the Tensor class, bound on first use (the two modules import each other)
+# The Tensor class, bound by ``autograd/tensor.py`` as it is defined: ``tensor`` imports this
+# module, never the other way round.
+_TENSOR: list = []
 
 
-def _tensor_class() -> type:
-    from dojang.autograd.tensor import Tensor
-
-    _TENSOR.append(Tensor)
-    return Tensor
+def bind_tensor_class(cls: type) -> None:
+    """Tell ``Function`` which class wraps its outputs (called once, by ``tensor.py``)."""
+    _TENSOR[:] = [cls]
 
 
 def sum_to_shape(grad, shape: tuple[int, ...]):
@@ -169,11 +169,10 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
 
 
 def _accumulate_leaf(t: Tensor, g) -> None:
-    from dojang.autograd.tensor import Tensor
-
+    tensor = _TENSOR[0]
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
     if t.grad is None:
-        t.grad = Tensor(g)
+        t.grad = tensor(g)
     else:
-        t.grad = Tensor(t.grad.data + g)
+        t.grad = tensor(t.grad.data + g)

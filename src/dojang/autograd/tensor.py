@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from dojang import backend
-from dojang.autograd.function import Function, run_backward
+from dojang.autograd.function import Function, bind_tensor_class, run_backward
 from dojang.config import get_default_dtype
 
 _ops = None  # the dojang.ops module, bound by dojang.ops at import
@@ -373,3 +373,6 @@ class Tensor:
 
     def clip(self, min=None, max=None):
         return _ops.clip(self, min, max)
+
+
+bind_tensor_class(Tensor)

@@ -6,7 +6,8 @@ Callbacks reach the model only through ``model.stop_training``,
 ``model.save``/``save_weights``.
 """
 
-from dojang.callbacks.base import Callback, CallbackList, LambdaCallback
+from dojang.callbacks.base import Callback, LambdaCallback
+from dojang.callbacks.callback_list import CallbackList
 from dojang.callbacks.checkpoint import ModelCheckpoint
 from dojang.callbacks.early_stopping import EarlyStopping
 from dojang.callbacks.history import CSVLogger, History

@@ -30,20 +30,19 @@ _MEMBERS = ("metadata.json", "config.json", "model.weights.h5")
 
 
 def _nodes(model):
-    from dojang.interop._walk import endpoints, walk
+    from dojang.models import graph
 
-    nodes = walk(model)
-    return nodes, *endpoints(model, nodes)
+    return graph.walk(model), graph.model_inputs(model), graph.model_outputs(model)
 
 
 def _saving_order(model, nodes, outputs) -> list:
-    """The model's layers in Keras's order (Sequential: without its input layer)."""
-    from dojang.layers.input import InputLayer
-    from dojang.models.model import Functional
+    """The model's layers in the order Keras numbers their weights: a functional model's
+    by Keras's graph order, a Sequential's and a subclassed model's as ``model.layers``."""
+    from dojang.models import graph
 
-    if isinstance(model, Functional):
+    if graph.kind(model) == "functional":
         return KC.keras_order(nodes, outputs)
-    return [n.layer for n in nodes if not isinstance(n.layer, InputLayer)]
+    return list(model.layers)
 
 
 def weight_keys(layers) -> list[tuple[str, object]]:
@@ -148,13 +147,13 @@ def _input_shapes(node):
 def model_config(model) -> tuple[dict, list]:
     """(Keras's config.json object for ``model``, its layers in Keras's order)."""
     from dojang.layers.input import InputLayer
-    from dojang.models.model import Functional
+    from dojang.models import graph
 
     nodes, inputs, outputs = _nodes(model)
     by_layer = {}
     for node in nodes:
         by_layer.setdefault(id(node.layer), []).append(node)
-    if not isinstance(model, Functional):
+    if graph.kind(model) == "sequential":
         entries = [KC.layer_to_keras(n.layer, _input_shapes(n)) for n in nodes]
         config = {"name": model.name, "trainable": model.trainable, "layers": entries}
         return ({"module": "keras", "class_name": "Sequential", "config": config,

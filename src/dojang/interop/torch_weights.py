@@ -72,7 +72,7 @@ def _groups(path_or_dict) -> tuple[list[tuple[str, dict]], str]:
 
 def _flatten_order(model, layer) -> np.ndarray | None:
     """Row permutation for a Dense fed by a Flatten of a feature map, else None."""
-    from dojang.interop._walk import walk
+    from dojang.models.graph import walk
 
     nodes = {id(n.layer): n for n in walk(model)}
     node = nodes.get(id(layer))

@@ -21,7 +21,7 @@ import numpy as np
 from dojang import backend, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
-from dojang.layers.node import KerasTensor, Node, is_symbolic
+from dojang.layers.node import KerasTensor, Node, is_symbolic, node_attribute
 from dojang.validation import is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
@@ -151,6 +151,7 @@ class Layer:
         self._io_shapes = None
         self._device = "cpu"
         self._batch_input_shape = None
+        self._inbound_nodes: list[Node] = []
         if input_shape is not None:
             if not isinstance(input_shape, (tuple, list)) or not all(
                     s is None or (is_int(s) and s >= 1)
@@ -344,10 +345,30 @@ class Layer:
         if not self.built:
             self.build(shapes)
         out_shape = tuple(self.compute_output_shape(shapes))
-        node = Node(self, list(inputs) if multi else [inputs], multi)
+        node = Node(self, list(inputs) if multi else [inputs], multi,
+                    index=len(self._inbound_nodes))
+        self._inbound_nodes.append(node)
         if self._io_shapes is None:
             self._io_shapes = (shapes, out_shape)
         return KerasTensor(out_shape, self.dtype, node)
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's one symbolic call (a list for several).
+
+        Raises:
+            ValueError: if the layer was never called symbolically, or several times.
+        """
+        return node_attribute(self, "input")
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's one symbolic call (Keras's ``layer.output``).
+
+        Raises:
+            ValueError: if the layer was never called symbolically, or several times.
+        """
+        return node_attribute(self, "output")
 
     def _to_tensor(self, x) -> Tensor:
         if isinstance(x, Tensor):

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from dojang import activations, ops
 from dojang import functional as F
+from dojang import ops
 from dojang.layers._args import (
     check_bool,
     resolve_activation,
@@ -30,6 +30,7 @@ from dojang.layers._args import (
     serialize_regularizer,
 )
 from dojang.layers.base import InputSpec, Layer
+from dojang.layers.fusion import fused_activation
 from dojang.shapes import conv_macs, conv_output_length, resolve_padding
 from dojang.validation import check_choice, check_data_format, check_int, standardize_tuple
 
@@ -82,11 +83,13 @@ class SlidingWindow:
 class BaseConv(SlidingWindow, Layer):
     """What every convolution layer shares: geometry, activation, bias, data format.
 
-    Subclasses set ``rank`` and implement ``_make_kernels(c_in)``, ``_convolve(x)`` and
-    ``_out_channels(c_in)``.
+    Subclasses set ``rank`` and implement ``_make_kernels(c_in)``,
+    ``_convolve(x, activation)`` (``activation``: None or a name from
+    ``fusable_activations``, applied by the op itself) and ``_out_channels(c_in)``.
     """
 
     rank = 2
+    fusable_activations: tuple[str, ...] = ("relu",)
 
     def __init__(self, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias: bool = True,
@@ -129,7 +132,9 @@ class BaseConv(SlidingWindow, Layer):
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={self._channel_axis: c_in})
 
     def call(self, inputs, training: bool = False):
-        return self.activation(self._convolve(inputs))
+        fused = fused_activation(self)
+        out = self._convolve(inputs, fused)
+        return out if fused else self.activation(out)
 
     def compute_output_shape(self, input_shape):
         c_in = input_shape[self._channel_axis]
@@ -227,15 +232,8 @@ class Conv(BaseConv):
     def _groups(self, c_in) -> int:
         return self.groups
 
-    def _convolve(self, x):
-        return self._conv(x, self.kernel, self.groups, self.bias)
-
-    def call(self, inputs, training: bool = False):
-        # ReLU is fused into the convolution: applied in place on the GEMM output, and its
-        # backward masks the gradient inside the conv's backward (one pass fewer each way).
-        if self.activation is activations.relu:
-            return self._conv(inputs, self.kernel, self.groups, self.bias, activation="relu")
-        return super().call(inputs, training)
+    def _convolve(self, x, activation=None):
+        return self._conv(x, self.kernel, self.groups, self.bias, activation=activation)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters, "groups": self.groups,
@@ -293,6 +291,8 @@ class ConvTranspose(Conv):
         (1, 14, 14, 8)
     """
 
+    fusable_activations = ()  # the transposed op has no fused activation
+
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
                  output_padding=None, data_format=None, dilation_rate=1, activation=None,
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
@@ -316,7 +316,7 @@ class ConvTranspose(Conv):
             for i, (L, k, s, d, op) in enumerate(zip(spatial, self.kernel_size, self.strides,
                                                      self.dilation_rate, extra)))
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         out = self._out_spatial(self._spatial(x.shape))
         return F.conv_transpose(x, self.kernel, output_shape=out, strides=self.strides,
                                 padding=self.padding, data_format=self.data_format,
@@ -397,14 +397,14 @@ class DepthwiseConv2D(BaseConv):
     def _groups(self, c_in) -> int:
         return c_in
 
-    def _depthwise(self, x, bias):
+    def _depthwise(self, x, bias, activation=None):
         c_in = self.depthwise_kernel.shape[-2]
         kernel = ops.reshape(self.depthwise_kernel,
                              self.kernel_size + (1, c_in * self.depth_multiplier))
-        return self._conv(x, kernel, c_in, bias)
+        return self._conv(x, kernel, c_in, bias, activation=activation)
 
-    def _convolve(self, x):
-        return self._depthwise(x, self.bias)
+    def _convolve(self, x, activation=None):
+        return self._depthwise(x, self.bias, activation)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -449,9 +449,9 @@ class SeparableConv2D(DepthwiseConv2D):
     def _out_channels(self, c_in) -> int:
         return self.filters
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         return self._conv(self._depthwise(x, None), self.pointwise_kernel, 1, self.bias,
-                          strides=1, padding="valid")
+                          strides=1, padding="valid", activation=activation)
 
     def compute_macs(self, input_shape, output_shape) -> int:
         c_in = input_shape[self._channel_axis]

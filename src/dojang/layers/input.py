@@ -44,7 +44,9 @@ class InputLayer(Layer):
             i + 1: s for i, s in enumerate(self.shape) if s is not None})
         out_shape = (batch_size,) + self.shape
         self._io_shapes = (out_shape, out_shape)
-        self.output = KerasTensor(out_shape, self.dtype, Node(self, []))
+        node = Node(self, [])
+        self._inbound_nodes = [node]
+        KerasTensor(out_shape, self.dtype, node)
 
     def call(self, inputs, training: bool = False):
         return inputs

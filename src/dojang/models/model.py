@@ -11,11 +11,11 @@ Three ways to make one, as in Keras:
 
 from __future__ import annotations
 
-import inspect
-
-from dojang.layers.base import REGISTRY, Layer
+from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
+from dojang.layers.serialization import deserialize_layer
+from dojang.models import graph
 from dojang.models.training import Trainer
 
 
@@ -38,6 +38,8 @@ class Model(Trainer, Layer):
         >>> Net()(dj.Tensor([[1.0, 2.0, 3.0]])).shape
         (1, 2)
     """
+
+    _graph_kind = "subclassed"
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs):
@@ -83,18 +85,12 @@ class Model(Trainer, Layer):
                 return_string: bool = False):
         """Print (or return) a Keras-style table with MACs and receptive fields.
 
-        Args:
-            line_length: minimum total width of the table.
-            print_fn: function called with the text (default ``print``).
-            return_string: return the text instead of printing it.
+        See ``dojang.models.summary.summary``.
         """
-        from dojang.models.summary import summary_text
+        from dojang.models.summary import summary
 
-        text = summary_text(self, line_length=line_length)
-        if return_string:
-            return text
-        (print_fn or print)(text)
-        return None
+        return summary(self, line_length=line_length, print_fn=print_fn,
+                       return_string=return_string)
 
     def save(self, path) -> None:
         """Write the model to one file, atomically: a ``.dojang`` file (see
@@ -117,12 +113,56 @@ class Model(Trainer, Layer):
 
         load_weights(self, path)
 
-    def _graph(self):
-        """(layer, inbound layers or None) in execution order, for ``summary``."""
-        return [(layer, None) for layer in self.layers]
+    def _graph_io(self) -> tuple[list, list]:
+        """(symbolic inputs, symbolic outputs) of the model's graph (see ``models.graph``)."""
+        return graph.trace(self)
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        """The model's symbolic inputs, a list (Keras's ``model.inputs``).
+
+        Raises:
+            ValueError: if the model is not built (or a subclassed one cannot be traced).
+        """
+        return graph.model_inputs(self)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        """The model's symbolic outputs, a list (Keras's ``model.outputs``).
+
+        Raises:
+            ValueError: if the model is not built (or a subclassed one cannot be traced).
+        """
+        return graph.model_outputs(self)
+
+    @property
+    def input(self):
+        """The symbolic input (a list for a model of several inputs), as Keras's.
+
+        Example:
+            >>> import dojang as dj
+            >>> model = dj.Sequential([dj.layers.Conv2D(2, 3, input_shape=(6, 6, 1)),
+            ...                        dj.layers.Flatten()])
+            >>> maps = dj.Model(model.input, model.layers[0].output)   # a feature extractor
+            >>> maps.output_shape, maps.layers[-1] is model.layers[0]
+            ((None, 4, 4, 2), True)
+        """
+        inputs = self.inputs
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        """The symbolic output (a list for a model of several outputs), as Keras's."""
+        outputs = self.outputs
+        return outputs[0] if len(outputs) == 1 else outputs
 
     @property
     def output_shape(self):
+        try:
+            shapes = [t.shape for t in graph.model_outputs(self)]
+            return shapes[0] if len(shapes) == 1 else shapes
+        except ValueError:  # unbuilt, or a call that cannot be traced: the last layer's
+            pass
         rows = self.layers
         if not rows or rows[-1]._io_shapes is None:
             raise ValueError(f"model '{self.name}' has not been built yet; call it on data "
@@ -147,19 +187,19 @@ class Functional(Model):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._multi_in = isinstance(inputs, (list, tuple))
         self._multi_out = isinstance(outputs, (list, tuple))
-        self.inputs = list(inputs) if self._multi_in else [inputs]
-        self.outputs = list(outputs) if self._multi_out else [outputs]
-        for t in self.inputs + self.outputs:
+        self._inputs = list(inputs) if self._multi_in else [inputs]
+        self._outputs = list(outputs) if self._multi_out else [outputs]
+        for t in self._inputs + self._outputs:
             if not isinstance(t, KerasTensor):
                 raise TypeError(f"Model: Expected inputs and outputs to be symbolic tensors "
                                 f"from dj.Input() and layer calls. Received: {t!r}")
-        for t in self.inputs:
+        for t in self._inputs:
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError("Model: Expected each input to come from dj.Input(). "
                                  f"Received: {t!r}")
-        self._order = _topological(self.outputs)
+        self._order = graph.topological(self._outputs)
         missing = [t for t in self._order if isinstance(t.node.layer, InputLayer)
-                   and not any(t is i for i in self.inputs)]
+                   and not any(t is i for i in self._inputs)]
         if missing:
             raise ValueError(f"Model: graph disconnected: output depends on input "
                              f"'{missing[0].node.layer.name}', which is not in inputs")
@@ -174,15 +214,20 @@ class Functional(Model):
                 layers.append(layer)
         self.__dict__["_tracked"] = layers
         self.built = True
-        self._build_shape = [t.shape for t in self.inputs] if self._multi_in \
-            else self.inputs[0].shape
+        self._build_shape = [t.shape for t in self._inputs] if self._multi_in \
+            else self._inputs[0].shape
+
+    _graph_kind = "functional"
+
+    def _graph_io(self) -> tuple[list, list]:
+        return self._inputs, self._outputs
 
     def call(self, inputs, training: bool = False):
         given = list(inputs) if self._multi_in else [inputs]
-        if len(given) != len(self.inputs):
-            raise ValueError(f"model '{self.name}' expects {len(self.inputs)} inputs, "
+        if len(given) != len(self._inputs):
+            raise ValueError(f"model '{self.name}' expects {len(self._inputs)} inputs, "
                              f"received {len(given)}")
-        values = {id(t): x for t, x in zip(self.inputs, given)}
+        values = {id(t): x for t, x in zip(self._inputs, given)}
         for t in self._order:
             node = t.node
             if isinstance(node.layer, InputLayer):
@@ -190,49 +235,47 @@ class Functional(Model):
                 continue
             args = [values[id(i)] for i in node.inputs]
             values[id(t)] = node.layer(args if node.multi_input else args[0], training=training)
-        outs = [values[id(t)] for t in self.outputs]
+        outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_out else outs[0]
 
     def _check_input_shape(self, shapes) -> None:
         given = shapes if isinstance(shapes, list) else [shapes]
-        for t, shape in zip(self.inputs, given):
+        for t, shape in zip(self._inputs, given):
             t.node.layer._check_input_shape(tuple(shape))
 
     def compute_output_shape(self, input_shape):
         batch = (input_shape[0] if self._multi_in else input_shape)[0]
-        outs = [(batch,) + tuple(t.shape[1:]) for t in self.outputs]
+        outs = [(batch,) + tuple(t.shape[1:]) for t in self._outputs]
         return outs if self._multi_out else outs[0]
 
     @property
     def output_shape(self):
-        outs = [t.shape for t in self.outputs]
+        outs = [t.shape for t in self._outputs]
         return outs if self._multi_out else outs[0]
 
     @property
     def input_shape(self):
-        shapes = [t.shape for t in self.inputs]
+        shapes = [t.shape for t in self._inputs]
         return shapes if self._multi_in else shapes[0]
-
-    def _graph(self):
-        return [(t.node.layer, [i.node.layer for i in t.node.inputs]) for t in self._order]
 
     def get_config(self) -> dict:
         counts: dict[str, int] = {}
         ids: dict[int, list] = {}
         nodes = []
-        for t in self._order:
-            name = t.node.layer.name
-            ids[id(t)] = [name, counts.get(name, 0)]
+        for node in graph.walk(self):
+            name = node.layer.name
+            for t in node.outputs:
+                ids[id(t)] = [name, counts.get(name, 0)]
             counts[name] = counts.get(name, 0) + 1
-            if not isinstance(t.node.layer, InputLayer):
-                nodes.append({"layer": name, "args": [ids[id(i)] for i in t.node.inputs],
-                              "multi": t.node.multi_input})
+            if not isinstance(node.layer, InputLayer):
+                nodes.append({"layer": name, "args": [ids[id(i)] for i in node.inputs],
+                              "multi": node.multi_input})
         return {"name": self.name, "trainable": self.trainable,
                 "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
                            for layer in self._sublayers()],
                 "nodes": nodes,
-                "inputs": [ids[id(t)] for t in self.inputs], "multi_input": self._multi_in,
-                "outputs": [ids[id(t)] for t in self.outputs], "multi_output": self._multi_out}
+                "inputs": [ids[id(t)] for t in self._inputs], "multi_input": self._multi_in,
+                "outputs": [ids[id(t)] for t in self._outputs], "multi_output": self._multi_out}
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> Functional:
@@ -258,50 +301,6 @@ class Functional(Model):
         return cls(inputs if config["multi_input"] else inputs[0],
                    outputs if config["multi_output"] else outputs[0],
                    name=config["name"], trainable=config.get("trainable", True))
-
-
-def _topological(outputs: list[KerasTensor]) -> list[KerasTensor]:
-    """Symbolic tensors in an order where each comes after all of its inputs (iterative DFS)."""
-    order, done, stack = [], set(), [(t, False) for t in reversed(outputs)]
-    while stack:
-        t, expanded = stack.pop()
-        if id(t) in done:
-            continue
-        if expanded:
-            done.add(id(t))
-            order.append(t)
-            continue
-        stack.append((t, True))
-        for i in reversed(t.node.inputs):
-            if id(i) not in done:
-                stack.append((i, False))
-    return order
-
-
-def deserialize_layer(entry: dict, custom_objects: dict | None = None) -> Layer:
-    """Make a layer from ``{"class_name", "config"}``, looking the class up by name only.
-
-    Only dojang's own classes (and those passed in ``custom_objects``) can be made, so
-    a model file can never name arbitrary code.
-
-    Raises:
-        ValueError: for an unknown class name or a config the class rejects.
-    """
-    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) \
-            or not isinstance(entry.get("config"), dict):
-        raise ValueError(f"layer entry must be {{'class_name': str, 'config': dict}}. "
-                         f"Received: {str(entry)[:200]}")
-    name = entry["class_name"]
-    cls = (custom_objects or {}).get(name) or REGISTRY.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects= if it is "
-                         f"your own")
-    try:
-        if "custom_objects" in inspect.signature(cls.from_config).parameters:
-            return cls.from_config(entry["config"], custom_objects)
-        return cls.from_config(entry["config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot rebuild layer {name!r} from its config: {e}") from None
 
 
 __all__ = ["Functional", "Model", "deserialize_layer"]

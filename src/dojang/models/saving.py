@@ -24,7 +24,9 @@ import zipfile
 import numpy as np
 
 from dojang.fileio import atomic_write
-from dojang.models import safetensors
+from dojang.layers.serialization import deserialize_layer
+from dojang.models import graph, safetensors
+from dojang.version import __version__
 
 FORMAT = "dojang.model"
 FORMAT_VERSION = 1
@@ -98,19 +100,11 @@ def load_weights(model, path) -> None:
 
 # ---------------------------------------------------------------------- model files
 def _rng_states(model) -> dict:
-    out = {}
-    for layer in _all_layers(model):
-        out[layer.name] = layer._rng.bit_generator.state
-    return out
+    return {layer.name: layer._rng.bit_generator.state for layer in _all_layers(model)}
 
 
 def _all_layers(model) -> list:
-    out, stack = [], list(reversed(model._sublayers()))
-    while stack:
-        layer = stack.pop()
-        out.append(layer)
-        stack.extend(reversed(layer._sublayers()))
-    return out
+    return graph.all_layers(model)[1:]
 
 
 def _compile_config(model):
@@ -131,8 +125,6 @@ def save_model(model, path) -> None:
     Raises:
         ValueError: if the model is not built yet (its weights do not exist).
     """
-    from dojang import __version__
-
     if _is_keras(path, ".keras"):
         from dojang.interop.keras_file import save_keras
 
@@ -291,8 +283,6 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         >>> dj.models.load_model(p).count_params()
         8
     """
-    from dojang.models.model import Model, deserialize_layer
-
     if _is_keras(path, ".keras"):
         from dojang.interop.keras_file import load_keras
 
@@ -306,7 +296,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         model = deserialize_layer(config["model"], custom_objects)
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
-    if not isinstance(model, Model):
+    if not graph.is_model(model):
         raise ValueError(f"{source}: config describes a {type(model).__name__}, not a model")
     _build_subclassed(model, config.get("build_input_shape"), source)
     tensors = safetensors.decode(members["model.safetensors"], f"{source}!model.safetensors")[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
+from dojang.models.graph import forget_nodes
 from dojang.models.model import Model, deserialize_layer
 
 
@@ -29,10 +30,14 @@ class Sequential(Model):
         21
     """
 
+    _graph_kind = "sequential"
+
     def __init__(self, layers=None, *, name: str | None = None, trainable: bool = True,
                  **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._stack: list[Layer] = []
+        self._own_nodes: list = []  # the layer calls of the symbolic pass
+        self._ends = None  # (input, output) KerasTensors of the symbolic pass
         for layer in layers or []:
             self.add(layer)
 
@@ -48,8 +53,10 @@ class Sequential(Model):
         self._stack.append(layer)
         self.__dict__["_tracked"] = list(self._stack)
         try:
-            if self.built:
-                self._symbolic_pass()
+            if self.built:  # one more symbolic call on the chain's end
+                out = layer(self._ends[1])
+                self._own_nodes.append(out.node)
+                self._ends = (self._ends[0], out)
             elif isinstance(layer, InputLayer) or (
                     len(self._stack) == 1 and layer._batch_input_shape is not None):
                 self.build(layer._batch_input_shape if not isinstance(layer, InputLayer)
@@ -69,6 +76,10 @@ class Sequential(Model):
             raise ValueError(f"Sequential.pop: model '{self.name}' has no layers to remove")
         layer = self._stack.pop()
         self.__dict__["_tracked"] = list(self._stack)
+        if self.built and self._own_nodes and self._own_nodes[-1].layer is layer:
+            forget_nodes([self._own_nodes.pop()])
+            end = self._own_nodes[-1].outputs[0] if self._own_nodes else self._ends[0]
+            self._ends = (self._ends[0], end)
         return layer
 
     def build(self, input_shape) -> None:
@@ -77,7 +88,13 @@ class Sequential(Model):
         self.built = True
 
     def _symbolic_pass(self) -> None:
-        """Build every layer by running the stack on a symbolic input (no array work)."""
+        """Build every layer by running the stack on a symbolic input (no array work).
+
+        The calls replace those of the previous pass, so each layer keeps one call
+        (``layer.output``) and the model's graph is the chain from its input.
+        """
+        forget_nodes(self._own_nodes)
+        self._own_nodes = []
         first = self._stack[0] if self._stack else None
         if isinstance(first, InputLayer):
             x, rest = first.output, self._stack[1:]
@@ -86,15 +103,17 @@ class Sequential(Model):
                     self._auto_input.shape != self._input_shape[1:]:
                 self._auto_input = InputLayer(self._input_shape[1:], name=f"{self.name}_input")
             x, rest = self._auto_input.output, self._stack
+        start = x
         for layer in rest:
             x = layer(x)
+            self._own_nodes.append(x.node)
+        self._ends = (start, x)
 
-    def _graph(self):
-        rows, prev = [], []
-        for layer in self.layers:
-            rows.append((layer, prev))
-            prev = [layer]
-        return rows
+    def _graph_io(self) -> tuple[list, list]:
+        if not self.built or self._ends is None:
+            raise ValueError(f"model '{self.name}' is not built yet, so it has no graph; call "
+                             f"it on data or give the first layer input_shape=")
+        return [self._ends[0]], [self._ends[1]]
 
     def _check_input_shape(self, shapes) -> None:
         if self._stack:

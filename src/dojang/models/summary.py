@@ -1,7 +1,10 @@
-"""``summary_text(model)``: Keras's summary table plus MACs and receptive fields.
+"""``summary(model)``, ``summary_text(model)``: Keras's table plus MACs and receptive fields.
 
-A pure function of the model: it reads layer names, recorded shapes, parameter counts
-and each layer's ``compute_macs`` / ``receptive_field_spec``, and returns a string.
+A pure function of the model over ``graph.walk(model)``: one row per layer call, with the
+call's symbolic shapes, the layer's parameter count, ``compute_macs`` and
+``receptive_field_spec`` (nested models are followed through their own graph for the
+receptive field). A model whose graph is unknown (a subclassed model not built yet, or
+whose ``call`` cannot be traced) is listed layer by layer without connections.
 
 Columns: ``Layer (type)``, ``Output Shape`` (batch axis ``None``), ``Param #`` (as
 Keras), ``MACs`` (multiply-accumulates per example), ``Receptive field`` (size of the
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from dojang.layers.base import format_shape
 from dojang.layers.input import InputLayer
+from dojang.models import graph
 from dojang.shapes import ReceptiveField, receptive_field_step
 
 _MIN_WIDTHS = (29, 26, 10, 12, 16, 16)  # Keras's 65-column layout for the first three
@@ -71,44 +75,117 @@ def _format_rf(rf) -> str:
     return f"{'x'.join(str(s) for s in rf.size)}, jump {jump}"
 
 
-def _macs(layer, shapes) -> str:
-    if shapes is None:
-        return "?"
+def _macs(layer, in_shape, out_shape) -> str:
     try:
-        return f"{layer.compute_macs(shapes[0], shapes[1]):,}"
+        return f"{layer.compute_macs(in_shape, out_shape):,}"
     except TypeError:  # a free (None) spatial size
         return "?"
 
 
+def _node_macs(node) -> int | None:
+    """Multiply-accumulates per example of one call (a nested model's: its calls' sum)."""
+    layer = node.layer
+    if isinstance(layer, InputLayer):
+        return 0
+    if graph.is_model(layer):
+        try:
+            parts = [_node_macs(n) for n in graph.walk(layer)]
+        except ValueError:
+            return None
+        return None if None in parts else sum(parts)
+    out = [t.shape for t in node.outputs]
+    try:
+        return layer.compute_macs(_in_shape(node), out if len(out) > 1 else out[0])
+    except TypeError:  # a free (None) spatial size
+        return None
+
+
+def _node_rf(node, rfs: dict):
+    """Receptive field of ``node``'s outputs from those of its inputs (``rfs`` by tensor id)."""
+    if isinstance(node.layer, InputLayer):
+        return rfs.get(id(node.outputs[0])) or _initial_rf(node.outputs[0].shape)
+    prior = _combine([rfs.get(id(t), "?") for t in node.inputs])
+    if graph.is_model(node.layer):  # a nested model: through its own graph
+        try:
+            inner = graph.walk(node.layer)
+        except ValueError:
+            return "?"
+        inner_rfs = {id(t): prior for t in graph.model_inputs(node.layer)}
+        for n in inner:
+            rf = _node_rf(n, inner_rfs)
+            inner_rfs.update((id(t), rf) for t in n.outputs)
+        return _combine([inner_rfs.get(id(t), "?") for t in graph.model_outputs(node.layer)])
+    return _step(node.layer, prior, _in_shape(node))
+
+
+def _in_shape(node):
+    shapes = [t.shape for t in node.inputs]
+    return shapes if node.multi_input else shapes[0]
+
+
+def _shape_text(shapes) -> str:
+    return ", ".join(format_shape(s) for s in shapes)
+
+
+def receptive_fields(model) -> list[tuple]:
+    """``(node, rf)`` for each node of ``graph.walk(model)``: what one output unit sees.
+
+    ``rf`` is a ``shapes.ReceptiveField`` (size, jump, start per spatial axis) over the
+    model's input, or a marker string: ``"-"`` (no spatial axes), ``"global"`` (the whole
+    input), ``"?"`` (unknown). Branches merge by the largest size and jump.
+
+    Raises:
+        ValueError: as ``graph.walk``.
+
+    Example:
+        >>> import dojang as dj
+        >>> m = dj.Sequential([dj.layers.Conv2D(1, 3, input_shape=(9, 9, 1)),
+        ...                    dj.layers.MaxPooling2D(2), dj.layers.Conv2D(1, 3)])
+        >>> [rf.size for _, rf in receptive_fields(m)]
+        [(1, 1), (3, 3), (4, 4), (8, 8)]
+    """
+    rfs, out = {}, []
+    for node in graph.walk(model):
+        rf = _node_rf(node, rfs)
+        rfs.update((id(t), rf) for t in node.outputs)
+        out.append((node, rf))
+    return out
+
+
 def _rows(model):
     """One row per layer call: name, output shape, params, MACs, RF, inbound names."""
-    from dojang.models.model import Functional
+    try:
+        nodes = receptive_fields(model)
+    except ValueError:  # not built yet, or a subclassed call that cannot be traced
+        return _unconnected_rows(model)
+    functional = graph.kind(model) == "functional"
+    rows, total_macs = [], 0
+    for node, rf in nodes:
+        layer = node.layer
+        out_shapes = [t.shape for t in node.outputs]
+        if isinstance(layer, InputLayer) and not functional:
+            continue
+        count = _node_macs(node)
+        total_macs += count or 0
+        macs = "?" if count is None else f"{count:,}"
+        connected = ", ".join(t.node.layer.name for t in node.inputs) if functional else ""
+        rows.append([f"{layer.name} ({type(layer).__name__})", _shape_text(out_shapes),
+                     f"{layer.count_params():,}", macs, _format_rf(rf), connected])
+    return rows, total_macs
 
-    functional = isinstance(model, Functional)
-    rows, rfs = [], {}
-    total_macs = 0
-    for layer, inbound in model._graph():
+
+def _unconnected_rows(model):
+    """Rows for a model whose graph is unknown: its layers, with what they recorded."""
+    rows, total_macs = [], 0
+    for layer in model.layers:
         shapes = layer._io_shapes
-        if isinstance(layer, InputLayer):
-            rf = _initial_rf(layer.output.shape)
-        elif inbound is None or shapes is None:
-            rf = "?"
-        else:
-            in_shape = shapes[0]
-            first = in_shape[0] if isinstance(in_shape, list) else in_shape
-            prior = [rfs.get(id(src), "?") for src in inbound] or [_initial_rf(first)]
-            rf = _step(layer, _combine(prior), in_shape)
-        rfs.setdefault(id(layer), rf)
-        macs = _macs(layer, shapes)
+        macs = "?" if shapes is None else _macs(layer, shapes[0], shapes[1])
         if macs != "?":
             total_macs += int(macs.replace(",", ""))
         out = "?" if shapes is None else (
-            ", ".join(format_shape(s) for s in shapes[1]) if isinstance(shapes[1], list)
-            else format_shape(shapes[1]))
+            _shape_text(shapes[1]) if isinstance(shapes[1], list) else format_shape(shapes[1]))
         params = f"{layer.count_params():,}" if layer.built or shapes else "0 (unbuilt)"
-        connected = ", ".join(src.name for src in inbound or []) if functional else ""
-        rows.append([f"{layer.name} ({type(layer).__name__})", out, params, macs,
-                     _format_rf(rf), connected])
+        rows.append([f"{layer.name} ({type(layer).__name__})", out, params, macs, "?", ""])
     return rows, total_macs
 
 
@@ -154,3 +231,23 @@ def summary_text(model, line_length: int | None = None) -> str:
             f"MACs per example: {total_macs:,}",
             "_" * total]
     return "\n".join(out)
+
+
+def summary(model, line_length: int | None = None, print_fn=None,
+            return_string: bool = False):
+    """Print (or return) the summary table of ``model`` (``model.summary()`` calls this).
+
+    Args:
+        model: a ``Sequential``, functional or subclassed model.
+        line_length: minimum total width of the table.
+        print_fn: function called with the text (default ``print``).
+        return_string: return the text instead of printing it.
+
+    Returns:
+        The text when ``return_string``, else None.
+    """
+    text = summary_text(model, line_length=line_length)
+    if return_string:
+        return text
+    (print_fn or print)(text)
+    return None

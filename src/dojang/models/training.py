@@ -284,7 +284,8 @@ class Trainer:
         """Outputs for ``x`` in batches, in inference mode (no graph, dropout off).
 
         Returns:
-            NumPy array ``(N, ...)`` (on the CPU).
+            NumPy array ``(N, ...)`` (on the CPU); a list of them for a model with
+            several outputs.
         """
         from dojang import callbacks as cb
 
@@ -298,7 +299,11 @@ class Trainer:
         with no_grad():
             for step, idx in enumerate(_batches(len(x), batch_size)):
                 callback_list.on_predict_batch_begin(step)
-                outs.append(backend.to_numpy(self(x[idx], training=False).data))
+                y = self(x[idx], training=False)
+                outs.append([backend.to_numpy(t.data) for t in y] if isinstance(y, list)
+                            else backend.to_numpy(y.data))
                 callback_list.on_predict_batch_end(step)
         callback_list.on_predict_end()
+        if outs and isinstance(outs[0], list):
+            return [np.concatenate(parts) for parts in zip(*outs)]
         return np.concatenate(outs) if outs else np.zeros((0,), dtype=self.dtype)

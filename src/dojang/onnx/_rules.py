@@ -318,7 +318,6 @@ RULES = [
     (L.Cropping2D, cropping),
     (L.UpSampling2D, upsampling),
 ]
-MULTI_INPUT = (L.Add, L.Concatenate)
 
 
 def rule_for(layer):

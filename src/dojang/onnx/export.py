@@ -14,8 +14,9 @@ import numpy as np
 
 from dojang.fileio import atomic_write
 from dojang.layers.input import InputLayer
+from dojang.models import graph
 from dojang.onnx._builder import GraphBuilder, to_first, to_last
-from dojang.onnx._rules import MULTI_INPUT, rule_for
+from dojang.onnx._rules import rule_for
 
 MIN_OPSET = 13
 
@@ -51,16 +52,13 @@ def _io_shape(tensor, cf: bool):
 
 def _emit(b: GraphBuilder, nodes) -> None:
     """Write every layer call of ``nodes``; a nested model's calls are written in place."""
-    from dojang.interop._walk import endpoints, walk
-    from dojang.models.model import Model
-
     for node in nodes:
         layer = node.layer
         if isinstance(layer, InputLayer):
             continue
-        if isinstance(layer, Model):
-            inner = walk(layer)
-            inner_inputs, inner_outputs = endpoints(layer, inner)
+        if graph.is_model(layer):
+            inner = graph.walk(layer)
+            inner_inputs, inner_outputs = graph.model_inputs(layer), graph.model_outputs(layer)
             for outer, t in zip(node.inputs, inner_inputs):
                 b.values[id(t)] = b.values[id(outer)]
             _emit(b, inner)
@@ -72,7 +70,7 @@ def _emit(b: GraphBuilder, nodes) -> None:
             raise ValueError(f"onnx.export: layer '{layer.name}' ({type(layer).__name__}) "
                              f"cannot be exported to ONNX: it is not a built-in layer with a "
                              f"known ONNX form")
-        args = node.inputs if isinstance(layer, MULTI_INPUT) else node.inputs[0]
+        args = node.inputs if node.multi_input else node.inputs[0]
         rule(b, layer, args, node.outputs[0])
 
 
@@ -81,11 +79,9 @@ def build_proto(model, opset: int = 17, channels_first_io: bool = False):
     import onnx
     from onnx import helper
 
-    from dojang.interop._walk import endpoints, walk
-
     opset = _check_opset(opset)
-    nodes = walk(model)
-    inputs, outputs = endpoints(model, nodes)
+    nodes = graph.walk(model)
+    inputs, outputs = graph.model_inputs(model), graph.model_outputs(model)
     b = GraphBuilder(opset, inputs[0].dtype)
     graph_inputs, graph_outputs = [], []
     for t in inputs:
@@ -103,10 +99,10 @@ def build_proto(model, opset: int = 17, channels_first_io: bool = False):
             value = b.op("Transpose", [value], "io", perm=perm)
         b.nodes.append(helper.make_node("Identity", [value], [name], name=name))
         graph_outputs.append(_value_info(helper, name, _io_shape(t, want_cf), t.dtype))
-    graph = helper.make_graph(b.nodes, model.name, graph_inputs, graph_outputs,
-                              initializer=b.initializers)
+    body = helper.make_graph(b.nodes, model.name, graph_inputs, graph_outputs,
+                             initializer=b.initializers)
     ops = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=ops, producer_name="dojang",
+    proto = helper.make_model(body, opset_imports=ops, producer_name="dojang",
                               ir_version=helper.find_min_ir_version_for(ops))
     onnx.checker.check_model(proto)
     return proto

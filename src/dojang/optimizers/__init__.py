@@ -28,24 +28,7 @@ for _cls, _name in ((SGD, "sgd"), (Adam, "adam"), (AdamW, "adamw"), (RMSprop, "r
     registry.register(_name)(_cls)
 
 
-def get(identifier) -> Optimizer:
-    """Return an optimizer from a name ('sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'), a
-    class, an instance or a config dict.
-
-    Raises:
-        ValueError: for an unknown name. TypeError: for anything else.
-    """
-    return registry.get(identifier)
-
-
-def serialize(optimizer: Optimizer) -> dict:
-    """Return ``{"class_name": ..., "config": ...}``."""
-    return registry.serialize(optimizer)
-
-
-def deserialize(config) -> Optimizer:
-    """Rebuild an optimizer from ``serialize``'s output (or a name)."""
-    return registry.deserialize(config)
+get, serialize, deserialize = registry.functions()
 
 
 __all__ = [

@@ -251,19 +251,7 @@ class OneCycle(LearningRateSchedule):
                 "anneal_strategy": self.anneal_strategy, "three_phase": self.three_phase}
 
 
-def get(identifier) -> LearningRateSchedule:
-    """Return a schedule from a class, instance or config dict."""
-    return registry.get(identifier)
-
-
-def serialize(schedule: LearningRateSchedule) -> dict:
-    """Return ``{"class_name": ..., "config": ...}``."""
-    return registry.serialize(schedule)
-
-
-def deserialize(config) -> LearningRateSchedule:
-    """Rebuild a schedule from ``serialize``'s output."""
-    return registry.deserialize(config)
+get, serialize, deserialize = registry.functions()
 
 
 __all__ = [
