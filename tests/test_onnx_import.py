@@ -99,13 +99,21 @@ def _torch_net():
     return net.eval()
 
 
-def test_pytorch_export_loads_as_channels_first_model(tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_pytorch_export_loads_as_channels_first_model(tmp_path, dynamo):
     torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
     net = _torch_net()
     x = torch.randn(2, 3, 8, 8)
     path = tmp_path / "torch.onnx"
-    torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17,
-                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    if dynamo:  # torch 2.13's default exporter (torch.export + onnxscript)
+        torch.onnx.export(net, (x,), str(path), dynamo=True, opset_version=18,
+                          input_names=["x"], dynamic_shapes={"x": {0: torch.export.Dim("N")}},
+                          verbose=False)
+    else:
+        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
     model = dj.onnx.load(path)
     assert all(layer.data_format == "channels_first" for layer in model.layers
                if isinstance(layer, L.Conv2D))
