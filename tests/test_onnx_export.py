@@ -219,3 +219,21 @@ def test_subclassed_model_traced_into_built_in_layers():
     x = np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("f4")
     model(x)
     check(model, x)
+
+
+def test_one_graph_input_per_model_input(tmp_path):
+    a, b = L.Input((6, 6, 2), name="left"), L.Input((6, 6, 3), name="right")
+    y = L.Conv2D(4, 3)(L.Concatenate()([a, L.Conv2D(2, 1)(b)]))
+    model = dj.Model([a, b], [L.Flatten()(y), L.GlobalMaxPooling2D()(y)])
+    proto = build_proto(model)
+    assert [i.name for i in proto.graph.input] == ["left", "right"]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, 6, 6, c)).astype("f4") for c in (2, 3)]
+    got = run_onnx(proto, *xs)
+    for g, r in zip(got, model(xs)):
+        assert_agree(g, r.numpy())
+    path = tmp_path / "two.onnx"
+    dj.onnx.export(model, path)
+    back = dj.onnx.load(path)
+    for g, r in zip(back(xs), model(xs)):
+        np.testing.assert_array_equal(g.numpy(), r.numpy())
