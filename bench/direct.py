@@ -1,8 +1,8 @@
-"""Direct convolution (``kernels.direct``) against im2col + GEMM, per layer shape.
+"""Direct convolution (``kernels.conv.direct``) against im2col + GEMM, per layer shape.
 
 For each shape: forward, input gradient and filter gradient, each timed with the direct
-kernels on and off (alternating, median of 5), and which path ``kernels.conv`` picks.
-The rules in ``kernels/direct.py`` (C_out <= 64, C_in >= 2; filters C_in * C_out <= 1024)
+kernels on and off (alternating, median of 5), and which path ``kernels.plan`` picks.
+The rules in ``kernels/plan.py`` (C_out <= 64, C_in >= 2; filters C_in * C_out <= 1024)
 come from this table. The marks show the rules alone: in training, a forward whose
 filter gradient stays on im2col keeps im2col too (its columns serve both passes).
 
@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402,F401  (sets the thread count before NumPy loads)
 import numpy as np  # noqa: E402
 
-from dojang.kernels import conv as kc  # noqa: E402
-from dojang.kernels import direct  # noqa: E402
+from dojang.kernels import plan  # noqa: E402
+from dojang.kernels.conv import reference as kc  # noqa: E402
 
 # (batch, height = width, C_in, C_out, kernel): ResNet-20's stages, the seed CNN's
 # layers, and a few in between
@@ -35,18 +35,18 @@ SHAPES = [(128, 32, 16, 16, 3), (128, 16, 32, 32, 3), (128, 8, 64, 64, 3),
 
 
 class _Forced:
-    """``with _Forced(False):`` makes ``kernels.conv`` take im2col + GEMM everywhere."""
+    """``with _Forced(False):`` makes ``kernels.plan`` take im2col + GEMM everywhere."""
 
     def __init__(self, on: bool):
         self.on = on
 
     def __enter__(self):
-        self.saved = direct.usable, direct.filters_usable
+        self.saved = plan.direct_forward, plan.direct_filters
         if not self.on:
-            direct.usable = direct.filters_usable = lambda *a, **k: False
+            plan.direct_forward = plan.direct_filters = lambda *a, **k: False
 
     def __exit__(self, *exc):
-        direct.usable, direct.filters_usable = self.saved
+        plan.direct_forward, plan.direct_filters = self.saved
 
 
 def _time(fn, on: bool, repeats: int = 3) -> float:
@@ -61,7 +61,7 @@ def _time(fn, on: bool, repeats: int = 3) -> float:
 def main() -> None:
     rng = np.random.default_rng(0)
     print("direct conv vs im2col + GEMM (ms, median of 5 alternating windows; >1x: direct"
-          " faster; * marks the path kernels.conv takes)")
+          " faster; * marks the path kernels.plan takes)")
     for n, h, c, co, k in SHAPES:
         x = rng.standard_normal((n, h, h, c), dtype=np.float32)
         w = rng.standard_normal((k, k, c, co), dtype=np.float32)
@@ -70,11 +70,11 @@ def main() -> None:
         flipped = w.shape[:2] + (co, c)
         runs = {
             "forward": (partial(kc.conv_forward, x, w, one, one, 1, pads),
-                        direct.usable(x, w.shape, 1, w)),
+                        plan.direct_forward(x, w.shape, 1, w)),
             "input grad": (partial(kc.conv_backward_input, gy, w, x.shape, one, one, 1, pads),
-                           direct.usable(gy, flipped, 1, w)),
+                           plan.direct_forward(gy, flipped, 1, w)),
             "filter grad": (partial(kc.conv_backward_filter, x, gy, w.shape, one, one, 1, pads),
-                            direct.filters_usable(x, gy, w.shape, 1)),
+                            plan.direct_filters(x, gy, w.shape, 1)),
         }
         cells = []
         for name, (fn, picked) in runs.items():

@@ -2,7 +2,7 @@
 
 Usage: python bench/run.py [--quick] [--only W1,W3]
 A benchmark, not a test: it reports ratios and never fails on a missed goal.
-DOJANG_JIT=0 times dojang's NumPy kernels instead of the compiled ones (``kernels.jit``).
+DOJANG_JIT=0 times dojang's NumPy kernels instead of the compiled ones (``kernels.*/numba.py``).
 """
 
 from __future__ import annotations

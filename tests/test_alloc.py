@@ -6,6 +6,7 @@ import gc
 import numpy as np
 import pytest
 
+from dojang import settings
 from dojang.kernels import alloc
 from tests.helpers import run_in_threads
 
@@ -41,15 +42,15 @@ def test_views_keep_their_block_busy():
     assert (b == 0).all()
 
 
-def test_small_arrays_and_other_sizes_are_plain(monkeypatch):
+def test_small_arrays_and_other_sizes_are_plain():
     alloc.clear()
     small = alloc.empty((4, 4), np.float64)
     assert alloc.kept_bytes() == 0 and small.shape == (4, 4)
     z = alloc.zeros(BIG, np.float64)
     assert (z == 0).all() and z.dtype == np.float64
-    monkeypatch.setenv("DOJANG_RECYCLE", "0")
     before = alloc.kept_bytes()
-    alloc.empty(BIG, np.float32)
+    with settings.recycling(False):  # DOJANG_RECYCLE=0
+        alloc.empty(BIG, np.float32)
     assert alloc.kept_bytes() == before
 
 

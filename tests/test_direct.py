@@ -9,6 +9,7 @@ widths that the 4-pixel tile does not divide, and float64.
 import importlib.util
 import os
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,10 +17,10 @@ from hypothesis import strategies as st
 
 import dojang as dj
 from dojang import functional as fn
-from dojang.kernels import conv as kc
-from dojang.kernels import direct, jit
-
-numba = pytest.importorskip("numba", reason="numba is not installed (the `fast` extra)")
+from dojang import shapes
+from dojang.kernels import compile, plan
+from dojang.kernels.conv import direct
+from dojang.kernels.conv import reference as kc
 
 
 def _reference(x, w, strides, dilations, pads, gy):
@@ -66,17 +67,17 @@ def test_direct_kernels_equal_im2col(case, seed):
     pads = tuple(d[4] for d in dims)
     x = rng.standard_normal((n,) + spatial + (c_in,)).astype(dtype)
     w = rng.standard_normal(kernel + (c_in, c_out)).astype(dtype)
-    out = kc.output_shape(spatial, kernel, strides, dilations, pads)
+    out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
     gy = rng.standard_normal((n,) + out + (c_out,)).astype(dtype)
     y_ref, dw_ref = _reference(x, w, strides, dilations, pads, gy)
 
-    assert direct.usable(x, w.shape, 1, w)
+    assert plan.direct_forward(x, w.shape, 1, w)
     y = np.full(y_ref.shape, np.nan, dtype)
     direct.forward(x, w, y, strides, dilations, pads)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * np.sqrt(w[..., 0].size))
 
-    if direct.filters_usable(x, gy, w.shape, 1):
+    if plan.direct_filters(x, gy, w.shape, 1):
         dw = direct.filters(x, gy, w.shape, strides, dilations, pads)
         assert dw.dtype == dtype
         np.testing.assert_allclose(dw, dw_ref, rtol=tol, atol=tol * np.sqrt(gy[..., 0].size))
@@ -84,24 +85,24 @@ def test_direct_kernels_equal_im2col(case, seed):
 
 def test_conv_takes_the_direct_path_only_where_it_is_faster():
     f32 = np.zeros((2, 8, 8, 16), np.float32)
-    assert direct.usable(f32, (3, 3, 16, 16), 1)  # ResNet-20's first stage
-    assert direct.filters_usable(f32, np.zeros((2, 8, 8, 16), np.float32), (3, 3, 16, 16), 1)
-    assert direct.usable(f32, (3, 3, 16, 64), 1)
-    assert not direct.usable(f32, (3, 3, 16, 128), 1)  # wide: the GEMM is fast
-    assert not direct.usable(f32, (3, 3, 16, 24), 1)  # C_out not a multiple of 16
-    assert not direct.usable(f32, (3, 3, 16, 32), 2)  # groups
-    assert not direct.usable(np.zeros((2, 8, 8, 1), np.float32), (3, 3, 1, 32), 1)  # C_in 1
-    assert direct.usable(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)
+    assert plan.direct_forward(f32, (3, 3, 16, 16), 1)  # ResNet-20's first stage
+    assert plan.direct_filters(f32, np.zeros((2, 8, 8, 16), np.float32), (3, 3, 16, 16), 1)
+    assert plan.direct_forward(f32, (3, 3, 16, 64), 1)
+    assert not plan.direct_forward(f32, (3, 3, 16, 128), 1)  # wide: the GEMM is fast
+    assert not plan.direct_forward(f32, (3, 3, 16, 24), 1)  # C_out not a multiple of 16
+    assert not plan.direct_forward(f32, (3, 3, 16, 32), 2)  # groups
+    assert not plan.direct_forward(np.zeros((2, 8, 8, 1), np.float32), (3, 3, 1, 32), 1)  # C_in 1
+    assert plan.direct_forward(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)
     # one block's filters, 3 * 3 * 128 * 16 float32, over 64 KiB
-    assert not direct.usable(np.zeros((2, 8, 8, 128), np.float32), (3, 3, 128, 32), 1)
-    assert not direct.usable(f32.astype(np.float16), (3, 3, 16, 16), 1)
-    assert not direct.usable(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
-    assert direct.filters_usable(f32, f32, (3, 3, 32, 32), 1)
-    assert not direct.filters_usable(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
-    assert not direct.filters_usable(np.zeros((2, 8, 8, 6), np.float32), f32,
+    assert not plan.direct_forward(np.zeros((2, 8, 8, 128), np.float32), (3, 3, 128, 32), 1)
+    assert not plan.direct_forward(f32.astype(np.float16), (3, 3, 16, 16), 1)
+    assert not plan.direct_forward(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
+    assert plan.direct_filters(f32, f32, (3, 3, 32, 32), 1)
+    assert not plan.direct_filters(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
+    assert not plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32,
                                       (3, 3, 6, 16), 1)  # C_in not a multiple of 4
     with dj.config.jit(False):
-        assert not direct.usable(f32, (3, 3, 16, 16), 1)
+        assert not plan.direct_forward(f32, (3, 3, 16, 16), 1)
 
 
 def test_forward_keeps_im2col_when_its_columns_serve_the_filter_gradient():
@@ -110,9 +111,9 @@ def test_forward_keeps_im2col_when_its_columns_serve_the_filter_gradient():
     pads = ((1, 1), (1, 1))
     for c_out, direct_filters in ((16, True), (64, False)):
         w = rng.standard_normal((3, 3, 32, c_out)).astype(np.float32)
-        assert direct.usable(x, w.shape, 1, w)
-        assert direct.filters_usable(x, x, w.shape, 1) == direct_filters
-        y, cols = kc.conv_forward(x, w, (1, 1), (1, 1), 1, pads, keep_cols=True)
+        assert plan.direct_forward(x, w.shape, 1, w)
+        assert plan.direct_filters(x, x, w.shape, 1) == direct_filters
+        y, cols = kc.conv_forward(x, w, (1, 1), (1, 1), 1, pads, training=True)
         # columns are kept only where the filter gradient will use them (32 x 64 > 1024)
         assert (cols is None) == direct_filters
         y_plain, cols_plain = kc.conv_forward(x, w, (1, 1), (1, 1), 1, pads)
@@ -132,7 +133,7 @@ def test_conv_through_the_direct_path_matches_torch(kwargs):
     x = rng.standard_normal((3, 11, 13, 8)).astype(np.float32)
     w = rng.standard_normal((3, 3, 8, 32)).astype(np.float32) * 0.2
     b = rng.standard_normal(32).astype(np.float32)
-    assert direct.usable(x, w.shape, 1, w) and direct.filters_usable(x, x, w.shape, 1)
+    assert plan.direct_forward(x, w.shape, 1, w) and plan.direct_filters(x, x, w.shape, 1)
     tx, tw, tb = (dj.Tensor(a, requires_grad=True) for a in (x, w, b))
     y = fn.conv2d(tx, tw, bias=tb, activation="relu", **kwargs)
     gy = rng.standard_normal(y.shape).astype(np.float32)
@@ -166,8 +167,8 @@ def test_conv_through_the_direct_path_matches_torch(kwargs):
 def test_the_training_steps_of_test_jit_take_the_direct_path():
     """test_jit.py's thread-count and NumPy-agreement tests train an 8 -> 16 conv."""
     x = np.zeros((16, 12, 12, 8), np.float32)
-    assert direct.usable(x, (3, 3, 8, 16), 1)
-    assert direct.filters_usable(x, np.zeros((16, 12, 12, 16), np.float32), (3, 3, 8, 16), 1)
+    assert plan.direct_forward(x, (3, 3, 8, 16), 1)
+    assert plan.direct_filters(x, np.zeros((16, 12, 12, 16), np.float32), (3, 3, 8, 16), 1)
 
 
 def test_straight_line_vectoriser_is_switched_back_off():
@@ -177,9 +178,9 @@ def test_straight_line_vectoriser_is_switched_back_off():
     direct.forward(x, np.ones((3, 3, 4, 16), np.float32), y, (1, 1), (1, 1), ((1, 1),) * 2)
     assert numba.config.SLP_VECTORIZE == before
     assert y[0, 1, 1, 0] == 36 and y[0, 0, 0, 0] == 16  # 9 and 4 taps of 4 channels
-    with jit._straight_line(True):
+    with compile._straight_line(True):
         assert numba.config.SLP_VECTORIZE == 1
-        with jit._straight_line(True):
+        with compile._straight_line(True):
             pass
         assert numba.config.SLP_VECTORIZE == 1
     assert numba.config.SLP_VECTORIZE == before

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 import dojang as dj
 from dojang import functional as fn
-from dojang.kernels import pool as kpool
 from dojang.kernels import threads
+from dojang.kernels.pool import reference as kpool
 from tests.helpers import conv_pool_dense_steps, gradcheck, torch_oracle
 from tests.ref_pool import ref_max_pool, ref_max_pool_grad
 
@@ -114,8 +114,8 @@ def test_training_step_is_deterministic():
 @pytest.mark.parametrize("cin,groups", [(1, 1), (4, 1), (4, 2)])
 def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, split):
     """Several chunks whose columns are all kept for backward give the unchunked result."""
-    kconv = importlib.import_module("dojang.kernels.conv")
-    monkeypatch.setattr(kconv, "CACHE_CHUNK_BYTES", 600)  # about one sample per chunk
+    kplan = importlib.import_module("dojang.kernels.plan")
+    monkeypatch.setattr(kplan, "CACHE_CHUNK_BYTES", 600)  # about one sample per chunk
     rng = np.random.default_rng(6)
     x, w, b = (rng.standard_normal((4, 5, 6, cin)), rng.standard_normal((3, 3, cin // groups, 4)),
                rng.standard_normal(4))

@@ -1,4 +1,4 @@
-"""The compiled kernels (``dojang.kernels.jit``) against the NumPy kernels they replace.
+"""The compiled kernels (``dojang.kernels.*.numba``) against the NumPy kernels they replace.
 
 The NumPy kernels are the reference (themselves checked against PyTorch and loop
 references elsewhere); here every compiled kernel must give the same values, the same
@@ -17,8 +17,12 @@ from hypothesis import strategies as st
 
 import dojang as dj
 from dojang import functional as fn
-from dojang.kernels import jit
-from dojang.kernels import pool as kpool
+from dojang import shapes
+from dojang.kernels import compile
+from dojang.kernels.batchnorm import numba as jbn
+from dojang.kernels.conv import numba as jconv
+from dojang.kernels.pool import numba as jpool
+from dojang.kernels.pool import reference as kpool
 from tests.helpers import conv_pool_dense_steps, run_in_threads
 
 numba = pytest.importorskip("numba", reason="numba is not installed (the `fast` extra)")
@@ -50,12 +54,12 @@ def test_max_pool_equals_numpy_kernel(case, ties, seed):
     shape, k, s, p = case
     rng = np.random.default_rng(seed)
     x = _data(shape, rng, ties)
-    out = kpool.pool_output_shape(shape[1:3], k, s, p)
-    y, pick = jit.max_pool(x, k, s, p, out)
+    out = shapes.pool_output_shape(shape[1:3], k, s, p)
+    y, pick = jpool.max_pool(x, k, s, p, out)
     y_ref = kpool.max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, y_ref)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx = jit.max_pool_backward(gy, pick, x.shape, k, s, p)
+    gx = jpool.max_pool_backward(gy, pick, x.shape, k, s, p)
     gx_ref = kpool.max_pool_backward(x, y_ref, gy, k, s, p)
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6)
 
@@ -69,12 +73,12 @@ def test_max_pool_nan_and_infinity_as_numpy(k, s, p):
     x[0, 4, 4, 1] = np.nan
     x[1, 2:5, 2:5, 2] = -np.inf  # windows of -inf only: gradient to the first tap
     x[1, 0, 0, 0] = np.inf
-    out = kpool.pool_output_shape(x.shape[1:3], k, s, p)
-    y, pick = jit.max_pool(x, k, s, p, out)
+    out = shapes.pool_output_shape(x.shape[1:3], k, s, p)
+    y, pick = jpool.max_pool(x, k, s, p, out)
     y_ref = kpool.max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, y_ref)  # NaN in the same places
     gy = rng.standard_normal(y.shape)
-    gx = jit.max_pool_backward(gy, pick, x.shape, k, s, p)
+    gx = jpool.max_pool_backward(gy, pick, x.shape, k, s, p)
     # overlapping windows may add into one input in another order
     np.testing.assert_allclose(gx, kpool.max_pool_backward(x, y_ref, gy, k, s, p), rtol=1e-12)
 
@@ -84,8 +88,8 @@ def test_max_pool_2x2_odd_edges_get_no_gradient(shape):
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     k = s = (2, 2)
     p = ((0, 0), (0, 0))
-    y, pick = jit.max_pool(x, k, s, p, (shape[1] // 2, shape[2] // 2))
-    gx = jit.max_pool_backward(np.ones_like(y), pick, x.shape, k, s, p)
+    y, pick = jpool.max_pool(x, k, s, p, (shape[1] // 2, shape[2] // 2))
+    gx = jpool.max_pool_backward(np.ones_like(y), pick, x.shape, k, s, p)
     np.testing.assert_array_equal(gx, kpool.max_pool_backward(x, y, np.ones_like(y), k, s, p))
 
 
@@ -99,7 +103,7 @@ def test_bias_relu_equals_numpy(dtype, relu):
     ref = y + b
     if relu:
         ref = np.maximum(ref, 0)
-    jit.bias_relu_(y, b, relu)
+    jconv.bias_relu_(y, b, relu)
     np.testing.assert_array_equal(y, ref)
 
 
@@ -108,12 +112,12 @@ def test_relu_grad_bias_equals_numpy(dtype):
     rng = np.random.default_rng(4)
     y = np.maximum(rng.standard_normal((6, 5, 4, 8)), 0).astype(dtype)
     gy = rng.standard_normal(y.shape).astype(dtype)
-    g, gb = jit.relu_grad_bias(gy, y)
+    g, gb = jconv.relu_grad_bias(gy, y)
     ref = gy * (y > 0)
     np.testing.assert_array_equal(g, ref)
     np.testing.assert_allclose(gb, ref.sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
     # a strided (channels-first, moved) gradient is read correctly
-    g2, gb2 = jit.relu_grad_bias(np.moveaxis(np.ascontiguousarray(np.moveaxis(gy, -1, 1)),
+    g2, gb2 = jconv.relu_grad_bias(np.moveaxis(np.ascontiguousarray(np.moveaxis(gy, -1, 1)),
                                              1, -1), y)
     np.testing.assert_array_equal(g2, g)
     np.testing.assert_array_equal(gb2, gb)
@@ -152,16 +156,16 @@ def test_training_steps_agree_with_the_numpy_kernels(cin, filters):
 
 
 def test_switches():
-    assert jit.available()
+    assert compile.available()
     with dj.config.jit(False):
-        assert not jit.enabled() and not jit.usable(np.zeros(2, np.float32))
+        assert not compile.enabled() and not compile.usable(np.zeros(2, np.float32))
         with dj.config.jit(True):
-            assert jit.usable(np.zeros(2, np.float32))
-    assert not jit.usable(np.zeros(2, np.int64))  # integers and float16 take NumPy
-    assert not jit.usable(np.zeros(2, np.float16))
+            assert compile.usable(np.zeros(2, np.float32))
+    assert not compile.usable(np.zeros(2, np.int64))  # integers and float16 take NumPy
+    assert not compile.usable(np.zeros(2, np.float16))
     with pytest.raises(TypeError, match="Expected enabled to be a bool. Received: enabled=1"):
         dj.config.jit(1)
-    code = "from dojang.kernels import jit; print(jit.enabled())"
+    code = "from dojang.kernels import compile; print(compile.enabled())"
     env = dict(os.environ, DOJANG_JIT="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
@@ -170,7 +174,7 @@ def test_switches():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_equals_numpy_on_large_arrays(dtype):
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((jit.MIN_ELEMENTWISE // 5 + 999, 5)).astype(dtype)
+    x = rng.standard_normal((compile.MIN_ELEMENTWISE // 5 + 999, 5)).astype(dtype)
     x[0, :3] = [np.nan, -np.inf, np.inf]
     gy = rng.standard_normal(x.shape).astype(dtype)
     t = dj.Tensor(x, requires_grad=True)
@@ -188,7 +192,7 @@ def test_batch_norm_large_mean_is_exact_enough():
     """Two passes with float64 sums: a mean far from zero does not swamp the variance."""
     rng = np.random.default_rng(7)
     x = (1000 + rng.standard_normal((64, 8, 8, 4))).astype(np.float32)
-    mean, var = jit.batch_norm_stats(x)
+    mean, var = jbn.batch_norm_stats(x)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-4)
@@ -223,9 +227,9 @@ def test_compiles_without_the_disk_cache_when_it_is_not_writable(monkeypatch):
         return real(fn, **options)
 
     monkeypatch.setattr(numba, "njit", njit)
-    f = jit.kernel(parallel=False)(lambda a: a + 1)
+    f = compile.kernel(parallel=False)(lambda a: a + 1)
     assert f(np.float32(1)) == 2 and calls == [True, False]
-    f2 = jit.kernel(parallel=False)(lambda a: a + 1)
+    f2 = compile.kernel(parallel=False)(lambda a: a + 1)
     monkeypatch.setattr(numba, "njit", lambda fn, **o: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(RuntimeError, match="x"):  # any other error is not swallowed
         f2(1)
@@ -283,7 +287,7 @@ def test_nonfinite_gradients_are_routed_alike_on_both_paths():
 
 
 def test_relu_of_negative_zero_is_positive_zero_on_both_paths():
-    x = np.full(jit.MIN_ELEMENTWISE, -0.0, np.float32)
+    x = np.full(compile.MIN_ELEMENTWISE, -0.0, np.float32)
     for flag in (True, False):
         with dj.config.jit(flag):
             assert not np.signbit(fn.relu(dj.Tensor(x)).numpy()).any()
@@ -293,6 +297,6 @@ def test_bias_gradient_sums_in_float64():
     rng = np.random.default_rng(11)
     y = np.ones((1, 512, 512, 2), np.float32)
     gy = rng.random(y.shape, dtype=np.float32)
-    _, gb = jit.relu_grad_bias(gy, y)
+    _, gb = jconv.relu_grad_bias(gy, y)
     exact = gy.astype(np.float64).sum(axis=(0, 1, 2))
     np.testing.assert_allclose(gb, exact, rtol=1e-6)

@@ -8,7 +8,11 @@ generalized with dilation::
     O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1
 
 which for D=1 is ``(n + 2p - f) / s + 1``. Nothing here knows about arrays or tensors;
-the kernels, layers and ``summary()`` all call these functions.
+the kernels, ops, functional entry points, layers and ``summary()`` all call these
+functions: output lengths (``conv_output_length``, ``window_output_shape``,
+``pool_output_shape``), transposed lengths (``conv_transpose_output_length``,
+``transpose_output_length``), padding (``same_padding``, ``resolve_padding``,
+``PADDING_MODES``) and the layers' sliding-window geometry (``SlidingWindow``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dojang.validation import check_choice, check_int, is_int, standardize_tuple
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def conv_output_length(
@@ -37,6 +43,30 @@ def conv_output_length(
     if padded < span:
         return 0
     return (padded - span) // stride + 1
+
+
+def window_output_shape(spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+                        dilations: Sequence[int],
+                        pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """Output sizes of a window op with resolved ``(before, after)`` pads, one per dim.
+
+    Example:
+        >>> window_output_shape((28, 28), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+        (28, 28)
+    """
+    return tuple(conv_output_length(n, k, s, pb, pa, d) for n, k, s, d, (pb, pa)
+                 in zip(spatial, kernel, strides, dilations, pads, strict=True))
+
+
+def pool_output_shape(spatial: Sequence[int], ksize: Sequence[int], strides: Sequence[int],
+                      pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """Pooling's output sizes: ``O = floor((L + P_before + P_after - K) / S) + 1`` per dim.
+
+    Example:
+        >>> pool_output_shape((28, 28), (2, 2), (2, 2), ((0, 0), (0, 0)))
+        (14, 14)
+    """
+    return window_output_shape(spatial, ksize, strides, (1,) * len(spatial), pads)
 
 
 def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
@@ -130,6 +160,34 @@ def conv_transpose_output_length(
             + output_padding)
 
 
+def transpose_output_length(length: int | None, kernel: int, stride: int, dilation: int,
+                            padding, output_padding: int | None) -> int | None:
+    """A transposed-convolution layer's output length, as Keras computes it (None: unknown).
+
+    With ``output_padding`` None: ``'valid'`` gives ``L*S + max(K' - S, 0)``, ``'same'``
+    ``L*S`` (``K' = D*(K-1) + 1``). Otherwise, or with an explicit ``(before, after)``
+    pair, ``conv_transpose_output_length`` (``'same'`` pads ``K' // 2`` on each side).
+
+    Example:
+        >>> transpose_output_length(7, 3, 2, 1, "same", None)
+        14
+        >>> transpose_output_length(7, 3, 2, 1, (1, 1), 1)
+        14
+    """
+    if length is None:
+        return None
+    span = dilation * (kernel - 1) + 1
+    if isinstance(padding, str):
+        if output_padding is None:
+            return length * stride + max(span - stride, 0) if padding == "valid" else (
+                length * stride)
+        pad = span // 2 if padding == "same" else 0
+        return conv_transpose_output_length(length, kernel, stride, pad, pad, dilation,
+                                            output_padding)
+    return conv_transpose_output_length(length, kernel, stride, padding[0], padding[1],
+                                        dilation, output_padding or 0)
+
+
 def conv_params(
     kernel_size: Sequence[int], in_channels: int, filters: int, groups: int = 1,
     use_bias: bool = True,
@@ -215,3 +273,35 @@ def receptive_fields(layers: Sequence[dict], rank: int = 2) -> list[ReceptiveFie
         rf = receptive_field_step(rf, k, s, p, d)
         out.append(rf)
     return out
+
+
+class SlidingWindow:
+    """Geometry of a window sliding over the spatial axes, shared by convolution and pooling
+    layers.
+
+    The layer sets ``rank``, ``strides``, ``padding`` and ``_channels_last`` and defines
+    ``_window`` (kernel size) and ``_dilation``; shapes may hold None (unknown sizes).
+    Per spatial dim ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
+    """
+
+    def _spatial(self, shape):
+        return tuple(shape[1:-1] if self._channels_last else shape[2:])
+
+    def _pads(self, spatial):
+        known = tuple(1 if s is None else s for s in spatial)
+        return resolve_padding(self.padding, known, self._window, self.strides, self._dilation)
+
+    def _out_spatial(self, spatial):
+        pads = self._pads(spatial)
+        return tuple(None if L is None else conv_output_length(L, k, s, *p, d)
+                     for L, k, s, p, d in zip(spatial, self._window, self.strides, pads,
+                                              self._dilation))
+
+    def _layout(self, batch, spatial, channels):
+        return ((batch,) + tuple(spatial) + (channels,) if self._channels_last
+                else (batch, channels) + tuple(spatial))
+
+    def receptive_field_spec(self, input_shape):
+        pads = self._pads(self._spatial(input_shape))
+        return {"kernel": self._window, "stride": self.strides,
+                "pad_before": tuple(p[0] for p in pads), "dilation": self._dilation}

@@ -26,7 +26,13 @@ from dojang.functional._args import (
     spatial_arg,
     split_axes,
 )
-from dojang.shapes import conv_output_length, resolve_padding, same_padding
+from dojang.shapes import (
+    PADDING_MODES,
+    conv_output_length,
+    conv_transpose_output_length,
+    resolve_padding,
+    same_padding,
+)
 from dojang.validation import check_choice, check_data_format, check_int, is_int, standardize_tuple
 
 __all__ = [
@@ -34,7 +40,6 @@ __all__ = [
     "conv_transpose", "conv1d_transpose", "conv2d_transpose", "conv3d_transpose",
 ]
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _FULL_RANK = "to be a full-rank list with 1 at the batch and channel positions"
 _FULL_RANK_PADDING = ("to be an explicit full-rank list with [0, 0] at the batch and channel "
                       "positions")
@@ -155,7 +160,7 @@ def _transpose_sizes(owner, spatial, kernel, strides, dilations, padding, output
         limit, bound = strides, "strides"
     else:
         pads = _resolve_pads(padding, spatial, kernel, strides, dilations, last, owner)
-        base = tuple((n - 1) * s - a - b + d * (k - 1) + 1 for n, s, (a, b), d, k in
+        base = tuple(conv_transpose_output_length(n, k, s, a, b, d) for n, s, (a, b), d, k in
                      zip(spatial, strides, pads, dilations, kernel, strict=True))
         limit = tuple(max(s, d) for s, d in zip(strides, dilations, strict=True))
         bound = "max(S, D)"

@@ -1,4 +1,4 @@
-"""Pure array math for convolution and pooling (NumPy or CuPy, picked from the data).
+"""Pure array math for convolution, pooling, activations, batch norm and optimizer updates.
 
 Notation, used by every module below this one:
 
@@ -13,7 +13,26 @@ Notation, used by every module below this one:
                 OH = floor((H + PH_before + PH_after - DH*(KH-1) - 1) / SH) + 1
 
 Kernels are written once for any number of spatial dimensions; "H, W" above stand for
-the spatial axes in general. Nothing here knows about Tensor. ``jit`` holds compiled
-(numba) versions of the hot loops for NumPy arrays; the array code in the other modules
-is the reference they are tested against and the path taken without numba or on CuPy.
+the spatial axes in general. Nothing here knows about Tensor.
+
+Layout of the house below ``ops``:
+
+    registry.py         (op, backend, variant) -> rule, implementation; ``dispatch``
+    plan.py             the convolution planner (``plan(layer, input_shape)`` explains it)
+    compile.py          numba, imported on first use: the ``kernel`` decorator, options
+    alloc.py threads.py recycled memory; NumPy work split over threads
+    conv/ pool/ activation/ batchnorm/ optim/
+                        one concept each: ``reference.py`` (NumPy, or any array module
+                        through ``get_array_module``) beside ``numba.py`` (compiled)
+
+The ops call ``dispatch(op, *args)`` only. Importing this package registers every
+variant; numba itself is imported when a compiled kernel is first wanted.
 """
+
+# importing the concept packages registers their variants; ``plan`` is the planner
+# module, callable as ``dj.kernels.plan(layer, input_shape)``
+from dojang.kernels import activation, batchnorm, conv, optim, plan, pool, registry
+from dojang.kernels.registry import dispatch, register, variants
+
+__all__ = ["activation", "batchnorm", "conv", "dispatch", "optim", "plan", "pool", "register",
+           "registry", "variants"]

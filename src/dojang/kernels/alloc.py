@@ -15,7 +15,8 @@ whether anything still uses it). Blocks under ``MIN_BYTES`` are left to malloc, 
 ``MAX_PER_SIZE`` blocks of one size and ``MAX_BYTES`` in all are kept (a network saves
 many activations of one size for backward: ResNet-20 keeps about 30 at 8 MB each);
 past those it is a plain ``np.empty``. Nothing process-wide is changed (glibc's own
-thresholds stay as they are), and ``DOJANG_RECYCLE=0`` turns recycling off. Like a
+thresholds stay as they are), and ``DOJANG_RECYCLE=0`` (or ``settings.recycling(False)``)
+turns recycling off. Like a
 caching allocator, it holds on to the peak of what was in use at once; when a new size
 would pass ``MAX_BYTES``, free blocks of other sizes are dropped first.
 """
@@ -23,11 +24,12 @@ would pass ``MAX_BYTES``, free blocks of other sizes are dropped first.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import threading
 
 import numpy as np
+
+from dojang.settings import get_recycling
 
 MIN_BYTES = 1 << 18
 MAX_PER_SIZE = 64
@@ -52,16 +54,12 @@ def _count_free_refs() -> int:
 _FREE_REFS = _count_free_refs()
 
 
-def _on() -> bool:
-    return os.environ.get("DOJANG_RECYCLE", "1") != "0"
-
-
 def empty(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)``, from a recycled block when one of this size is free."""
     dtype = np.dtype(dtype)
     shape = tuple(shape)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < MIN_BYTES or not _on():
+    if nbytes < MIN_BYTES or not get_recycling():
         return np.empty(shape, dtype)
     with _lock:
         free = _blocks.setdefault(nbytes, [])

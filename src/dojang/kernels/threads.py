@@ -5,7 +5,7 @@ NumPy releases the GIL inside its ufunc and copy loops, so large elementwise wor
 contiguous slice of the batch. Every slice is computed exactly as the whole would be
 (no reduction crosses slices), so results do not depend on the thread count.
 
-The thread count is ``DOJANG_NUM_THREADS`` (at most 8), by default 1: NumPy's
+The thread count is ``DOJANG_NUM_THREADS`` (at most 8; ``dojang.settings``), by default 1: NumPy's
 OpenBLAS keeps its worker threads spinning for a long while after each GEMM
 (``OPENBLAS_THREAD_TIMEOUT``, default 2^28 cycles), so a second thread of ours mostly
 competes with them. Measured on the seed CNN with 2 cores: with OpenBLAS's default,
@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dojang.settings import get_num_threads
+
 MIN_ITEMS = 1 << 17
 
 _lock = threading.Lock()
@@ -31,9 +33,9 @@ _state: dict = {"pid": None, "pool": None, "size": 0}
 
 
 def num_threads() -> int:
-    """Threads used for splittable array work: ``DOJANG_NUM_THREADS`` (1 to 8), else 1."""
-    value = os.environ.get("DOJANG_NUM_THREADS", "")
-    return min(int(value), 8) if value.isdigit() and int(value) > 0 else 1
+    """Threads used for splittable array work (``settings.get_num_threads``:
+    ``DOJANG_NUM_THREADS``, 1 to 8, else 1)."""
+    return get_num_threads()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

@@ -31,10 +31,14 @@ from dojang.layers._args import (
 )
 from dojang.layers.base import InputSpec, Layer
 from dojang.layers.fusion import fused_activation
-from dojang.shapes import conv_macs, conv_output_length, resolve_padding
+from dojang.shapes import (
+    PADDING_MODES,
+    SlidingWindow,
+    conv_macs,
+    resolve_padding,
+    transpose_output_length,
+)
 from dojang.validation import check_choice, check_data_format, check_int, standardize_tuple
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def normalize_padding(padding, rank: int, owner: str, strings_only: bool = False):
@@ -47,37 +51,6 @@ def normalize_padding(padding, rank: int, owner: str, strings_only: bool = False
 
 def padding_config(padding):
     return padding if isinstance(padding, str) else [list(p) for p in padding]
-
-
-class SlidingWindow:
-    """Geometry of a window sliding over the spatial axes, shared by convolution and pooling.
-
-    The layer sets ``rank``, ``strides``, ``padding`` and ``_channels_last`` and defines
-    ``_window`` (kernel size) and ``_dilation``; shapes may hold None (unknown sizes).
-    Per spatial dim ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
-    """
-
-    def _spatial(self, shape):
-        return tuple(shape[1:-1] if self._channels_last else shape[2:])
-
-    def _pads(self, spatial):
-        known = tuple(1 if s is None else s for s in spatial)
-        return resolve_padding(self.padding, known, self._window, self.strides, self._dilation)
-
-    def _out_spatial(self, spatial):
-        pads = self._pads(spatial)
-        return tuple(None if L is None else conv_output_length(L, k, s, *p, d)
-                     for L, k, s, p, d in zip(spatial, self._window, self.strides, pads,
-                                              self._dilation))
-
-    def _layout(self, batch, spatial, channels):
-        return ((batch,) + tuple(spatial) + (channels,) if self._channels_last
-                else (batch, channels) + tuple(spatial))
-
-    def receptive_field_spec(self, input_shape):
-        pads = self._pads(self._spatial(input_shape))
-        return {"kernel": self._window, "stride": self.strides,
-                "pad_before": tuple(p[0] for p in pads), "dilation": self._dilation}
 
 
 class BaseConv(SlidingWindow, Layer):
@@ -259,18 +232,6 @@ class Conv3D(Conv):
     rank = 3
 
 
-def _transpose_length(L, k, s, d, padding, output_padding):
-    if L is None:
-        return None
-    span = d * (k - 1) + 1
-    if isinstance(padding, str):
-        if output_padding is None:
-            return L * s + max(span - s, 0) if padding == "valid" else L * s
-        pad = span // 2 if padding == "same" else 0
-        return (L - 1) * s + span - 2 * pad + output_padding
-    return (L - 1) * s - padding[0] - padding[1] + span + (output_padding or 0)
-
-
 class ConvTranspose(Conv):
     """N-d transposed convolution (``Conv2DTranspose`` etc.): the adjoint of ``Conv``.
 
@@ -312,7 +273,7 @@ class ConvTranspose(Conv):
         extra = self.output_padding or (None,) * self.rank
         pad = self.padding
         return tuple(
-            _transpose_length(L, k, s, d, pad if isinstance(pad, str) else pad[i], op)
+            transpose_output_length(L, k, s, d, pad if isinstance(pad, str) else pad[i], op)
             for i, (L, k, s, d, op) in enumerate(zip(spatial, self.kernel_size, self.strides,
                                                      self.dilation_rate, extra)))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dojang import functional as F
 from dojang.layers._args import check_bool
 from dojang.layers.base import InputSpec, Layer
-from dojang.layers.conv import SlidingWindow
+from dojang.shapes import SlidingWindow
 from dojang.validation import check_choice, check_data_format, standardize_tuple
 
 

@@ -20,9 +20,8 @@ import math
 import numpy as np
 
 from dojang.autograd import Function, Tensor
-from dojang.backend import all_finite, get_array_module
-from dojang.kernels import jit
-from dojang.kernels.threads import split_batch
+from dojang.backend import get_array_module
+from dojang.kernels import dispatch
 from dojang.ops.elementwise import _operand
 
 __all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
@@ -60,36 +59,15 @@ class ReLU(Function):
 
     Forward keeps its output ``y`` (one pass, no mask array); backward selects ``gy``
     where ``y > 0``, which is ``x > 0`` (a select, so an infinite ``gy`` elsewhere gives
-    0, not NaN). Large NumPy arrays take the compiled kernels (``kernels.jit``).
+    0, not NaN). Large NumPy arrays take the compiled kernels (``kernels.activation``).
     """
 
     def forward(self, x):
-        if x.size >= jit.MIN_ELEMENTWISE and jit.usable(x):
-            self.y = jit.relu(x)
-        else:
-            self.y = get_array_module(x).maximum(x, 0)
+        self.y = dispatch("relu", x)
         return self.y
 
     def backward(self, gy):
-        return relu_grad(gy, self.y)
-
-
-def relu_grad(gy, y):
-    """``gy`` where the ReLU output ``y`` is positive, else 0, as a new array (also the
-    backward of the convolution's fused ReLU).
-
-    A select, so an infinite or NaN ``gy`` at a zeroed output gives 0, as in PyTorch.
-    Large NumPy arrays take the compiled kernel; otherwise, when ``gy`` is finite, the
-    product ``gy * (y > 0)`` is that select and much faster than ``where``.
-    """
-    if gy.size >= jit.MIN_ELEMENTWISE and jit.usable(gy, y):
-        return jit.relu_grad(gy, y)
-    xp = get_array_module(gy)
-    if y.ndim == 0 or not all_finite(gy):  # (a 0-d array has no batch to split)
-        return xp.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-    g = xp.empty(y.shape, dtype=gy.dtype)
-    split_batch(lambda s: xp.multiply(gy[s], y[s] > 0, out=g[s]), y.shape[0], y.size, like=y)
-    return g
+        return dispatch("relu_grad", gy, self.y)
 
 
 class LeakyReLU(Function):

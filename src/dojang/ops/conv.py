@@ -2,8 +2,10 @@
 
 Arguments here are already checked and resolved (``dojang.functional`` does that):
 strides, dilations and pads are per-spatial-dim tuples, pads are (before, after) pairs.
-The array math lives in ``dojang.kernels.conv`` (channels-last); channels-first data is
-moved to channels-last at the boundary, as a view, and the result moved back.
+The array math lives in ``dojang.kernels.conv`` (channels-last), reached through
+``dojang.kernels.dispatch``; ``dojang.kernels.plan`` decides how each convolution runs.
+Channels-first data is moved to channels-last at the boundary, as a view, and the result
+moved back.
 """
 
 from __future__ import annotations
@@ -11,10 +13,7 @@ from __future__ import annotations
 from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
-from dojang.kernels import conv as K
-from dojang.kernels import jit
-from dojang.kernels.threads import split_batch
-from dojang.ops.activations import relu_grad
+from dojang.kernels import dispatch
 from dojang.ops.shape import Pad
 
 __all__ = ["conv", "conv_transpose"]
@@ -26,35 +25,6 @@ def _to_last(a, channels_last: bool):
 
 def _to_first(a, channels_last: bool):
     return a if channels_last else get_array_module(a).moveaxis(a, -1, 1)
-
-
-def _bias_grad(gy):
-    """Sum of a contiguous channels-last ``gy`` over every axis but the channels.
-
-    Computed as the GEMV ``ones(M) @ gy`` (M rows): NumPy's ``sum(axis=0)`` walks the
-    rows one at a time and measures ~7x slower on the benchmark layers.
-    """
-    xp = get_array_module(gy)
-    g2 = gy.reshape(-1, gy.shape[-1])
-    return xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
-
-
-def _bias_relu_inplace(y, b, relu: bool) -> None:
-    """``y = y + b`` then, if ``relu``, ``max(y, 0)``, in place, the batch split over threads
-    (one compiled pass when ``kernels.jit`` is on)."""
-    if jit.usable(y):
-        jit.bias_relu_(y, b, relu)
-        return
-    xp = get_array_module(y)
-
-    def part(s):
-        ys = y[s]
-        if b is not None:
-            xp.add(ys, b, out=ys)
-        if relu:
-            xp.maximum(ys, 0, out=ys)
-
-    split_batch(part, y.shape[0], y.size, like=y)
 
 
 def _contiguous(a):
@@ -75,19 +45,11 @@ class Conv(Function):
 
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
-        # The compiled im2col rebuilds a chunk of columns in cache about as fast as DRAM
-        # returns kept ones, so with it only columns that fit the cache chunk are kept:
-        # the seed CNN's second conv at batch 32 (7 MB) saves 0.37 ms of its 1.8 ms
-        # filter gradient; at batch 128 (29 MB) and on ResNet-20 (up to 75 MB) a rebuild
-        # costs about what keeping costs in the forward pass, and no such array lives on.
-        keep = is_grad_enabled() and (
-            not jit.im2col_usable(x, w.ndim - 2, self.groups)
-            or K.cols_bytes(x.shape, w.shape, self.strides, self.dilations, self.pads,
-                            x.dtype.itemsize) <= K.CACHE_CHUNK_BYTES)
-        y, cols = K.conv_forward(x, w, self.strides, self.dilations, self.groups, self.pads,
-                                 keep_cols=keep)
+        # a gradient may follow: the plan may keep the im2col columns for it
+        y, cols = dispatch("conv.forward", x, w, self.strides, self.dilations, self.groups,
+                           self.pads, is_grad_enabled())
         if b is not None or self.relu:
-            _bias_relu_inplace(y, b, self.relu)
+            dispatch("conv.bias_relu", y, b, self.relu)
         if self.relu:
             self.y = y
         self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
@@ -98,24 +60,26 @@ class Conv(Function):
         cols = getattr(self, "cols", None)
         super().release()
         if cols is not None:
-            K.recycle_cols(cols)
+            dispatch("conv.recycle_cols", cols)
 
     def backward(self, gy):
         needs = self.needs_input_grad
         gy = _to_last(gy, self.channels_last)
         gx = gw = gb = None
-        if self.relu and jit.usable(gy, self.y):  # mask and bias gradient in one pass
-            gy, gb = jit.relu_grad_bias(gy, self.y)
+        bias = self.has_bias and needs[2]
+        if self.relu:  # the mask and the bias gradient (one compiled pass where it runs)
+            gy, gb = dispatch("conv.relu_grad_bias", gy, self.y, bias)
         else:
-            gy = _contiguous(relu_grad(gy, self.y) if self.relu else gy)
+            gy = _contiguous(gy)
         args = (self.strides, self.dilations, self.groups, self.pads)
         if needs[0]:
-            gx = K.conv_backward_input(gy, self.w, self.x.shape, *args)
+            gx = dispatch("conv.backward_input", gy, self.w, self.x.shape, *args)
             gx = _to_first(gx, self.channels_last)
         if needs[1]:
-            gw = K.conv_backward_filter(self.x, gy, self.w.shape, *args, cols=self.cols)
-        if self.has_bias and needs[2] and gb is None:
-            gb = _bias_grad(gy)
+            gw = dispatch("conv.backward_filter", self.x, gy, self.w.shape, *args,
+                          cols=self.cols)
+        if bias and gb is None:
+            gb = dispatch("conv.bias_grad", gy)
         return (gx, gw, gb if needs[2] else None) if self.has_bias else (gx, gw)
 
 
@@ -133,7 +97,8 @@ class ConvTranspose(Function):
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
         out_shape = (x.shape[0],) + tuple(self.out_spatial) + (w.shape[-2],)
-        y = K.conv_backward_input(x, w, out_shape, self.strides, self.dilations, 1, self.pads)
+        y = dispatch("conv.backward_input", x, w, out_shape, self.strides, self.dilations, 1,
+                     self.pads)
         if b is not None:
             y += b
         self.x, self.w, self.has_bias = x, w, b is not None
@@ -145,14 +110,14 @@ class ConvTranspose(Function):
         args = (self.strides, self.dilations, 1, self.pads)
         gx = gw = gb = None
         if needs[0]:
-            gx, _ = K.conv_forward(gy, self.w, *args)
+            gx, _ = dispatch("conv.forward", gy, self.w, *args)
             # output_padding >= S (allowed when D > S) adds outputs no input reaches
             gx = gx[(slice(None),) + tuple(slice(0, n) for n in self.x.shape[1:-1])]
             gx = _to_first(gx, self.channels_last)
         if needs[1]:
-            gw = K.conv_backward_filter(gy, self.x, self.w.shape, *args)
+            gw = dispatch("conv.backward_filter", gy, self.x, self.w.shape, *args)
         if self.has_bias and needs[2]:
-            gb = _bias_grad(gy)
+            gb = dispatch("conv.bias_grad", gy)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 

@@ -9,13 +9,10 @@ Hyper-parameters arrive already checked and resolved (``pads`` is one
 
 from __future__ import annotations
 
-import math
-
 from dojang.autograd import Function
 from dojang.backend import get_array_module
 from dojang.config import is_grad_enabled
-from dojang.kernels import jit
-from dojang.kernels import pool as kpool
+from dojang.kernels import dispatch
 
 __all__ = ["AvgPool", "GlobalAvgPool", "GlobalMaxPool", "MaxPool"]
 
@@ -39,43 +36,19 @@ class _Pool(Function):
 class MaxPool(_Pool):
     """Max pooling; the gradient of each window goes to its first maximum (row-major).
 
-    1-d and 2-d pooling of NumPy floats runs the compiled kernel when it is on
-    (``kernels.jit``): forward records each window's pick, backward scatters ``gy`` to it.
-    Otherwise, when the windows tile the input and a gradient may be wanted, forward
-    records where each maximum is (``kpool.max_pool_tiled``), so backward routes ``gy``
-    without ``x``.
+    The kernel (``"pool.max"``: compiled for 1-d and 2-d NumPy floats, else the NumPy
+    reference) returns with the output the backward of this very forward, when a
+    gradient may be wanted.
     """
 
     def forward(self, x):
         x = _to_last(x, self.channels_last)
-        self.pick = None
-        if len(self.ksize) <= 2 and jit.usable(x) and math.prod(self.ksize) < 2**15:
-            out = kpool.pool_output_shape(x.shape[1:-1], self.ksize, self.strides, self.pads)
-            y, pick = jit.max_pool(x, self.ksize, self.strides, self.pads, out)
-            self.x_shape = x.shape
-            if is_grad_enabled():
-                self.pick = pick
-            return _from_last(y, self.channels_last)
-        picks = [] if is_grad_enabled() else None
-        self.y = kpool.max_pool(x, self.ksize, self.strides, self.pads, picks=picks)
-        self.picks = picks or None
-        if self.picks is None:
-            self.x = x
-        self.x_shape = x.shape
-        return _from_last(self.y, self.channels_last)
+        y, self.grad = dispatch("pool.max", x, self.ksize, self.strides, self.pads,
+                                is_grad_enabled())
+        return _from_last(y, self.channels_last)
 
     def backward(self, gy):
-        gy = _to_last(gy, self.channels_last)
-        if self.pick is not None:
-            gx = jit.max_pool_backward(gy, self.pick, self.x_shape, self.ksize, self.strides,
-                                       self.pads)
-            return _from_last(gx, self.channels_last)
-        if self.picks is not None:
-            gx = kpool.max_pool_tiled_backward(gy, self.y, self.picks, self.x_shape, self.ksize)
-        else:
-            gx = kpool.max_pool_backward(self.x, self.y, gy, self.ksize, self.strides,
-                                         self.pads)
-        return _from_last(gx, self.channels_last)
+        return _from_last(self.grad(_to_last(gy, self.channels_last)), self.channels_last)
 
 
 class AvgPool(_Pool):
@@ -89,12 +62,12 @@ class AvgPool(_Pool):
     def forward(self, x):
         x = _to_last(x, self.channels_last)
         self.x_shape = x.shape
-        y = kpool.avg_pool(x, self.ksize, self.strides, self.pads, self.count_include_pad)
+        y = dispatch("pool.avg", x, self.ksize, self.strides, self.pads, self.count_include_pad)
         return _from_last(y, self.channels_last)
 
     def backward(self, gy):
-        gx = kpool.avg_pool_backward(_to_last(gy, self.channels_last), self.x_shape, self.ksize,
-                                     self.strides, self.pads, self.count_include_pad)
+        gx = dispatch("pool.avg_backward", _to_last(gy, self.channels_last), self.x_shape,
+                      self.ksize, self.strides, self.pads, self.count_include_pad)
         return _from_last(gx, self.channels_last)
 
 
@@ -121,11 +94,11 @@ class GlobalAvgPool(_GlobalPool):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return self._shape_out(kpool.global_avg_pool(x, self.channels_last), x.shape)
+        return self._shape_out(dispatch("pool.global_avg", x, self.channels_last), x.shape)
 
     def backward(self, gy):
-        return kpool.global_avg_pool_backward(self._flat_grad(gy), self.x_shape,
-                                              self.channels_last)
+        return dispatch("pool.global_avg_backward", self._flat_grad(gy), self.x_shape,
+                        self.channels_last)
 
 
 class GlobalMaxPool(_GlobalPool):
@@ -133,9 +106,9 @@ class GlobalMaxPool(_GlobalPool):
 
     def forward(self, x):
         self.x_shape = x.shape
-        y, self.index = kpool.global_max_pool(x, self.channels_last)
+        y, self.index = dispatch("pool.global_max", x, self.channels_last)
         return self._shape_out(y, x.shape)
 
     def backward(self, gy):
-        return kpool.global_max_pool_backward(self._flat_grad(gy), self.index, self.x_shape,
-                                              self.channels_last)
+        return dispatch("pool.global_max_backward", self._flat_grad(gy), self.index,
+                        self.x_shape, self.channels_last)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dojang.backend import get_array_module
-from dojang.kernels import jit
+from dojang.kernels import dispatch
 from dojang.optimizers.base import Optimizer
 from dojang.validation import check_float
 
@@ -50,28 +49,11 @@ class Adam(Optimizer):
             "momentum", "velocity")
 
     def update(self, param, grad, slots, lr, step):
-        xp = get_array_module(param)
         m, v = slots["momentum"], slots["velocity"]
         alpha = lr * math.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
-        if not self.amsgrad and jit.adam_usable(param, grad, m, v):  # one compiled pass
-            jit.adam_update(param, grad, m, v, 1.0 - self.beta_1, 1.0 - self.beta_2, alpha,
-                            self.epsilon)
-            return
-        tmp = self._buffer(param)
-        xp.subtract(grad, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        xp.multiply(grad, grad, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
-        if self.amsgrad:
-            v = xp.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
-        xp.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        xp.divide(m, tmp, out=tmp)
-        tmp *= alpha
-        param -= tmp
+        dispatch("optim.adam", param, grad, m, v, 1.0 - self.beta_1, 1.0 - self.beta_2,
+                 alpha, self.epsilon, v_hat=slots["velocity_hat"] if self.amsgrad else None,
+                 scratch=self._buffer)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

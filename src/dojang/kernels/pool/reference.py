@@ -51,25 +51,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 from dojang.backend import all_finite, get_array_module
+from dojang.kernels.registry import register
 from dojang.kernels.threads import split_batch
-from dojang.shapes import conv_output_length
+from dojang.shapes import pool_output_shape
 
 Pads = Sequence[tuple[int, int]]
 
 # Channel runs up to this many bytes are short: NumPy pays per run (see avg-pool backward).
 SHORT_RUN = 64
-
-
-def pool_output_shape(
-    spatial: Sequence[int], ksize: Sequence[int], strides: Sequence[int], pads: Pads
-) -> tuple[int, ...]:
-    """Spatial output shape: ``O = floor((L + P_before + P_after - K) / S) + 1`` per dim."""
-    return tuple(
-        conv_output_length(n, k, s, pb, pa)
-        for n, k, s, (pb, pa) in zip(spatial, ksize, strides, pads, strict=True)
-    )
 
 
 def tiles(ksize: Sequence[int], strides: Sequence[int], pads: Pads) -> bool:
@@ -284,6 +276,27 @@ def max_pool_tiled_backward(gy, y, picks, x_shape: Sequence[int], ksize: Sequenc
     return _tiled_grad(xp, x_shape, out, ksize, gy.dtype, fill)
 
 
+@register("pool.max")
+def max_pool_forward(x, ksize: Sequence[int], strides: Sequence[int], pads: Pads,
+                     grad: bool = True):
+    """``(y, backward)``: max pooling of ``x`` and, when ``grad``, ``backward(gy) -> gx``
+    (None otherwise). When the windows tile the input, forward records where each
+    maximum is (``max_pool_tiled``), so backward routes ``gy`` without ``x``; otherwise
+    backward compares ``x`` with ``y`` again (``max_pool_backward``)."""
+    picks = [] if grad else None
+    y = max_pool(x, ksize, strides, pads, picks=picks)
+    if not grad:
+        return y, None
+    if picks:
+        return y, partial(max_pool_tiled_backward, y=y, picks=picks, x_shape=x.shape,
+                          ksize=ksize)
+    return y, partial(_max_pool_backward_of, x=x, y=y, ksize=ksize, strides=strides, pads=pads)
+
+
+def _max_pool_backward_of(gy, x, y, ksize, strides, pads):
+    return max_pool_backward(x, y, gy, ksize, strides, pads)
+
+
 def _max_pool_backward_windows(x, y, gy, ksize, strides, pads):
     xp = get_array_module(x)
     # NaN padding never equals a maximum, so padding cannot take a window's gradient.
@@ -315,6 +328,7 @@ def _avg_divisor(xp, spatial, ksize, strides, pads, out, count_include_pad: bool
     return divisor
 
 
+@register("pool.avg")
 def avg_pool(x, ksize: Sequence[int], strides: Sequence[int], pads: Pads,
              count_include_pad: bool = False):
     """Average pooling forward (floating ``x``); padding counts only if ``count_include_pad``.
@@ -334,6 +348,7 @@ def avg_pool(x, ksize: Sequence[int], strides: Sequence[int], pads: Pads,
     return acc
 
 
+@register("pool.avg_backward")
 def avg_pool_backward(gy, x_shape: Sequence[int], ksize: Sequence[int],
                       strides: Sequence[int], pads: Pads, count_include_pad: bool = False):
     """Gradient of ``avg_pool`` w.r.t. ``x``: ``gy / count`` spread over each window."""
@@ -411,12 +426,14 @@ def _flat_spatial(x, channels_last: bool):
     return x.reshape(x.shape[0], x.shape[1], -1), 2
 
 
+@register("pool.global_avg")
 def global_avg_pool(x, channels_last: bool = True):
     """Mean over all spatial axes: ``(N, *spatial, C)`` or ``(N, C, *spatial)`` -> ``(N, C)``."""
     flat, axis = _flat_spatial(x, channels_last)
     return flat.mean(axis=axis)
 
 
+@register("pool.global_avg_backward")
 def global_avg_pool_backward(gy, x_shape: Sequence[int], channels_last: bool = True):
     """Gradient of ``global_avg_pool``: ``gy / S`` at every spatial position."""
     xp = get_array_module(gy)
@@ -427,6 +444,7 @@ def global_avg_pool_backward(gy, x_shape: Sequence[int], channels_last: bool = T
     return xp.broadcast_to(g, flat).reshape(x_shape)
 
 
+@register("pool.global_max")
 def global_max_pool(x, channels_last: bool = True):
     """Max over all spatial axes and its flat spatial index (first maximum on ties).
 
@@ -439,6 +457,7 @@ def global_max_pool(x, channels_last: bool = True):
     return y.squeeze(axis=axis), index
 
 
+@register("pool.global_max_backward")
 def global_max_pool_backward(gy, index, x_shape: Sequence[int], channels_last: bool = True):
     """Gradient of ``global_max_pool``: ``gy`` at the chosen maximum, zero elsewhere."""
     xp = get_array_module(gy)

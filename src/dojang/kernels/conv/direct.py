@@ -1,11 +1,11 @@
 """Direct convolution: register tiles compiled by numba, for layers with few channels.
 
-``kernels.conv`` lowers a convolution to im2col + GEMM. With few channels that GEMM is
+``kernels.conv.reference`` lowers a convolution to im2col + GEMM. With few channels that GEMM is
 thin (ResNet-20's first stage: M = 131,072 rows, K = 144, N = 16), and OpenBLAS runs
 such shapes at a third of its square-GEMM speed, after im2col has written and read a
 75 MB column matrix. Here the taps are read straight from ``x`` and each tile keeps
 R output pixels x B output channels of partial sums in vector registers (the tiles,
-``kernels._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine the
+``kernels.conv._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine the
 forward of 3x3 layers at batch 128 ran at 130 (16 channels, 32x32) to 160 GFLOP/s
 (32-64 channels) alone, against 45-65 and 95-125 for im2col + OpenBLAS; the filter
 gradient at 105-125 (``bench/direct.py`` compares the two paths per layer shape).
@@ -26,63 +26,23 @@ once), so that no tile tests for the edges of ``x``; negative pads crop.
   output rows go in bands that stay in L1 while every tile passes over them.
 
 The stride-1 input gradient is ``forward`` on ``gy`` with flipped filters (see
-``conv._full_correlation``). ``kernels.conv`` keeps im2col + GEMM where it is faster:
-wide layers, whose GEMMs OpenBLAS runs near its peak, and groups.
+``conv.reference._full_correlation``). ``kernels.plan`` keeps im2col + GEMM where it is
+faster: wide layers, whose GEMMs OpenBLAS runs near its peak, and groups.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from dojang.kernels import _tiles, alloc, jit
+from dojang.kernels import alloc, compile
+from dojang.kernels.conv import _tiles
+from dojang.kernels.plan import TILE_B as _B
+from dojang.kernels.plan import TILE_R as _R
 
-# A forward tile is R = 4 output pixels x B = 16 output channels (8 AVX2 registers of
-# sums); a filter-gradient tile is RC = 4 input channels x B output channels.
-_B = 16
-_R = 4
-_RC = 4
-# The forward keeps one block of B output channels' filters (KH*KW*C_in*B values) in
-# cache while it passes over a sample; the filter gradient passes over bands of rows
-# whose x and gy fit in L1 (32 KiB per core here).
+# The filter gradient passes over bands of rows whose x and gy fit in L1 (32 KiB per
+# core here). The tile shapes and where these kernels run are ``kernels.plan``'s.
 _L1_BYTES = 24 * 1024
-_MAX_BLOCK_BYTES = 64 * 1024
 _GROUPS = 16  # groups of samples the filter gradient sums separately (see ``filters``)
-
-# Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
-# GEMM (small N = C_out) is what makes OpenBLAS slow. The direct forward measured
-# 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
-# channel im2col has its own fast path (direct measured 2-3x slower there). The filter
-# gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x).
-_MAX_C_OUT = 64
-_MAX_FILTER_CC = 1024
-
-
-def _fits(w_shape, groups: int, x, *others) -> bool:
-    """The conditions both kernels share: NumPy float32/64 arrays of one dtype with the
-    compiled kernels on, rank 1-2, one group, C_out a multiple of 16."""
-    return (len(w_shape) <= 4 and groups == 1 and w_shape[-1] % _B == 0
-            and jit.usable(x, *others) and all(a.dtype == x.dtype for a in others))
-
-
-def usable(x, w_shape, groups: int, w=None) -> bool:
-    """True when ``forward`` takes a convolution of ``x`` with filters of ``w_shape`` (and
-    of ``w``'s dtype, if given): see ``_fits``, and 2 <= C_in, C_out <= 64, one block's
-    filters within 64 KiB."""
-    others = () if w is None else (w,)
-    return (2 <= w_shape[-2] and w_shape[-1] <= _MAX_C_OUT
-            and math.prod(w_shape[:-1]) * _B * x.itemsize <= _MAX_BLOCK_BYTES
-            and _fits(w_shape, groups, x, *others))
-
-
-def filters_usable(x, gy, w_shape, groups: int) -> bool:
-    """True when ``filters`` takes this filter gradient: see ``_fits``, and C_in a
-    multiple of 4 (a tile reads 4 input channels), C_in * C_out <= 1024."""
-    c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % _RC == 0 and c_in * c_out <= _MAX_FILTER_CC
-            and _fits(w_shape, groups, x, gy))
 
 
 def _as2d(a):
@@ -91,10 +51,10 @@ def _as2d(a):
 
 
 def _geometry(kernel, strides, dilations, pads):
-    """(2-d kernel, (sh, sw, dh, dw, ph, pw)) through ``jit._as2d``, the rank-1 -> rank-2
+    """(2-d kernel, (sh, sw, dh, dw, ph, pw)) through ``compile.as2d``, the rank-1 -> rank-2
     mapping that the compiled im2col uses too (rank 1: height 1)."""
-    _, k, s, d, p, _ = jit._as2d((0,) * (len(kernel) + 2), kernel, strides, dilations, pads,
-                                 ((0, 0),) * len(kernel))
+    _, k, s, d, p, _ = compile.as2d((0,) * (len(kernel) + 2), kernel, strides, dilations, pads,
+                                    ((0, 0),) * len(kernel))
     return tuple(k), (s[0], s[1], d[0], d[1], p[0][0], p[1][0])
 
 
@@ -118,7 +78,7 @@ def forward(x, w, y, strides, dilations, pads) -> None:
     x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
     _tiles.forward_r4b16(x2, wt.reshape(wt.shape[:2] + (-1, _B)), y2, x.dtype.type(0),
                          *geometry, *_padded(k2, y2.shape, geometry, _R),
-                         max(1, min(x.shape[0], jit.threads())))
+                         max(1, min(x.shape[0], compile.threads())))
 
 
 def filters(x, gy, w_shape, strides, dilations, pads):

@@ -2,14 +2,14 @@
 
 Each kernel keeps its partial sums in named locals (``s<r>_<t>``) so that LLVM, with
 its straight-line vectoriser on (``kernel(slp=True)``), packs them into vector
-registers. ``kernels/direct.py`` documents the layouts and calls these.
+registers. ``kernels/conv/direct.py`` documents the layouts and calls these.
 """
 
 # ruff: noqa: E501, E701, E702
 
 import numpy as np
 
-from dojang.kernels.jit import kernel, prange
+from dojang.kernels.compile import kernel, prange
 
 
 @kernel(slp=True)

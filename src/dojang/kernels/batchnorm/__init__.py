@@ -1,0 +1,6 @@
+"""Batch normalisation: the reference (``reference``) beside its compiled twin (``numba``),
+both registered in ``dojang.kernels.registry``."""
+
+from dojang.kernels.batchnorm import numba, reference
+
+__all__ = ["numba", "reference"]

@@ -1,0 +1,232 @@
+"""The compile machinery of the compiled (numba) kernels, in one module.
+
+numba is a dependency, imported on first use (the first call of a kernel, or of
+``enabled()``), never by ``import dojang``. When it cannot be imported, the NumPy
+reference kernels run instead, after one ``RuntimeWarning`` that says so. Whether the
+compiled kernels are wanted is ``dojang.settings``' question (``DOJANG_JIT``,
+``dojang.config.jit(flag)``, ``dojang.config.kernels(variant)``).
+
+Here: the decorator that compiles a kernel on its first call (``kernel``), numba's options
+(the disk cache when a cache directory is writable, IEEE division, no fastmath; the
+direct-convolution tiles allow FMA contraction and turn LLVM's SLP vectoriser on while
+they compile), one parallel launch at a time, the thread count, and the rule every
+compiled variant starts from (``usable``: NumPy float32/float64 arrays, compiled kernels
+on). The kernels themselves sit beside their NumPy references, in
+``kernels/<concept>/numba.py``.
+
+Every kernel splits the batch (or, for flat arrays, fixed blocks) over numba's threads
+(``prange``) and each thread writes its own part only, so results do not depend on the
+thread count. Reductions over the batch are made per sample first and then added in
+sample order, so they do not depend on it either.
+
+Threading layer: numba's default picks OpenMP, whose threads spin after each kernel and
+take the cores from OpenBLAS's next GEMM (measured 10-20% slower per step on the seed CNN
+with 2 cores); the workqueue pool sleeps instead. numba has one layer per process, so it
+is chosen when numba is first loaded here, not at import, and only when nobody chose one
+before (neither ``NUMBA_THREADING_LAYER`` nor ``numba.config.THREADING_LAYER`` set).
+Workqueue takes one launch at a time: see ``_launch``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import types
+import warnings
+
+import numpy as np
+
+from dojang import settings
+
+_numba = None  # the module, once imported; False when it is missing
+
+# What runs slower without numba, for the warning.
+_SLOWER = ("convolutions with few channels (direct kernels), im2col, max pooling, "
+           "bias + ReLU, ReLU, batch normalisation and Adam")
+
+
+def _load():
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+        except ImportError as err:
+            numba = False
+            warnings.warn(
+                f"dojang: numba could not be imported ({err}); the NumPy reference kernels "
+                f"run instead. Slower without numba: {_SLOWER}, which NumPy does in several "
+                "passes over memory where a compiled loop makes one (about 1.5-3x per "
+                "training step). Install numba (`pip install numba`) for the compiled path.",
+                RuntimeWarning, stacklevel=3)
+        if (numba and "NUMBA_THREADING_LAYER" not in os.environ
+                and numba.config.THREADING_LAYER == "default"):
+            numba.config.THREADING_LAYER = "workqueue"
+        _numba = numba
+    return _numba
+
+
+def available() -> bool:
+    """True when numba imports (the compiled kernels can be used)."""
+    return bool(_load())
+
+
+def enabled() -> bool:
+    """True when the ops should use the compiled kernels here: the settings want them
+    (``dojang.settings.compiled_wanted``) and numba imports."""
+    return settings.compiled_wanted() and available()
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def usable(*arrays) -> bool:
+    """True when the compiled kernels are on and take these arrays (NumPy, float32/64):
+    the rule every compiled variant's rule starts from."""
+    return enabled() and all(type(a) is np.ndarray and a.dtype in _FLOATS for a in arrays)
+
+
+# ``error_model="numpy"``: IEEE division (x / 0 is inf, as in NumPy), not Python's
+# ZeroDivisionError check, whose branch stops LLVM vectorising a loop that divides.
+_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+
+
+def _njit(fn, **options):
+    """``numba.njit`` with the disk cache when a cache directory is writable (numba
+    refuses ``cache=True`` when neither ``__pycache__`` nor its user-wide directory is)."""
+    numba = _load()
+    if fn.__globals__.get("prange") is range:
+        fn.__globals__["prange"] = numba.prange
+    try:
+        return numba.njit(fn, **_OPTIONS, **options)
+    except RuntimeError as err:
+        if "cannot cache" not in str(err):
+            raise
+        return numba.njit(fn, **{**_OPTIONS, "cache": False}, **options)
+
+
+_launch = threading.Lock()  # held while a parallel kernel runs
+
+
+def threads() -> int:
+    """The number of threads a parallel kernel runs on (numba's, 1 without numba)."""
+    numba = _load()
+    return numba.get_num_threads() if numba else 1
+
+
+class _Lazy:
+    """A Python function compiled by ``numba.njit`` on its first call.
+
+    ``serial(*args)`` runs a second compilation without threads (``prange`` as
+    ``range``): for small arrays, where waking the thread pool costs more than the work.
+    """
+
+    def __init__(self, fn, parallel: bool, slp: bool = False):
+        self.fn, self.parallel, self.slp = fn, parallel, slp
+        # the tiles also let LLVM fuse a * b + c into one FMA (one rounding instead of
+        # two; NaN, infinity and signed zeros are unaffected), as BLAS kernels do
+        self.options = {"fastmath": {"contract"}} if slp else {}
+        self.compiled = self.compiled_serial = None
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        if not self.parallel:
+            return self.serial(*args)
+        if self.compiled is None:
+            self.compiled = _njit(self.fn, parallel=True, **self.options)
+        # numba's workqueue pool takes one parallel launch at a time (a second, from
+        # another Python thread, aborts the process): a thread that finds it busy runs
+        # the serial variant instead of waiting
+        if not _launch.acquire(blocking=False):
+            return self.serial(*args)
+        try:
+            with _straight_line(self.slp):
+                return self.compiled(*args)
+        finally:
+            _launch.release()
+
+    def serial(self, *args):
+        if self.compiled_serial is None:
+            # a copy under another name: numba's disk cache is keyed by the function's
+            # name and signature, not by the ``parallel`` flag
+            fn = types.FunctionType(self.fn.__code__, self.fn.__globals__,
+                                    self.fn.__name__ + "_serial", self.fn.__defaults__)
+            fn.__qualname__ = self.fn.__qualname__ + "_serial"
+            self.compiled_serial = _njit(fn, **self.options)
+        with _straight_line(self.slp):
+            return self.compiled_serial(*args)
+
+
+# calls inside ``_straight_line(True)`` now, over all threads, and numba's setting
+# from before the first of them
+_slp = {"users": 0, "saved": 0}
+_slp_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _straight_line(on: bool):
+    """With ``on``, a compilation inside runs LLVM's SLP (straight-line) vectoriser.
+
+    numba turns that pass off by default (``NUMBA_SLP_VECTORIZE=0``) and reads the
+    setting when it builds a pass pipeline, i.e. at each compilation, so it is set
+    only while a kernel that needs it is called (and so compiled): the register tiles
+    of ``kernels.conv._tiles``, whose named partial sums only that pass packs into vector
+    registers (measured 3-6x faster). The pass changes no result. A count of the
+    calls in flight keeps it on until the last one, whatever the threads do.
+    """
+    if not on:
+        yield
+        return
+    config = _load().config
+    with _slp_lock:
+        if _slp["users"] == 0:
+            _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
+        _slp["users"] += 1
+    try:
+        yield
+    finally:
+        with _slp_lock:
+            _slp["users"] -= 1
+            if _slp["users"] == 0:
+                config.SLP_VECTORIZE = _slp["saved"]
+
+
+def kernel(parallel: bool = True, slp: bool = False):
+    """Decorator: compile with numba on first call (``prange`` splits over threads);
+    ``slp``: with LLVM's straight-line vectoriser (see ``_straight_line``)."""
+    return lambda fn: _Lazy(fn, parallel, slp)
+
+
+_BLOCK = 1 << 14  # elements per thread task of the flat elementwise kernels
+MIN_ELEMENTWISE = 1 << 16  # smaller arrays stay with NumPy (a thread hand-off costs more)
+# The flat kernels slice each block and index the slice from 0: with computed bounds
+# (``range(lo, hi)``) numba cannot prove the index non-negative, keeps its negative-index
+# wraparound check, and LLVM does not vectorise the loop (measured 7x slower).
+
+
+# The kernels' modules import ``prange`` from here: ``range`` for the interpreter (and
+# without numba); ``_njit`` binds numba's ``prange`` into a kernel's module when it
+# compiles one, which is when numba rewrites those loops to run over its threads.
+prange = range
+
+
+
+
+# ------------------------------------------------------------ layouts the kernels share
+def as_samples(a):
+    """The (N, P, C) view of a contiguous channels-last array (P = pixels per sample)."""
+    return a.reshape(a.shape[0], math.prod(a.shape[1:-1]), a.shape[-1])
+
+
+def samples(a):
+    """A contiguous (N, P, C) view of a channels-last array (a copy if it is strided)."""
+    return as_samples(np.ascontiguousarray(a))
+
+
+def as2d(x_shape, kernel, strides, dilations, pads, ranges):
+    """The arguments of a rank-1 or rank-2 window kernel as 2-d ones (rank 1: height 1)."""
+    if len(kernel) == 1:
+        return ((x_shape[0], 1) + tuple(x_shape[1:]), (1,) + tuple(kernel), (1,) + tuple(strides),
+                (1,) + tuple(dilations), ((0, 0),) + tuple(pads), ((0, 1),) + tuple(ranges))
+    return tuple(x_shape), kernel, strides, dilations, pads, ranges

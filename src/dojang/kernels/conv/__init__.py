@@ -1,0 +1,8 @@
+"""Convolution kernels: the NumPy reference (``reference``, ``im2col``) beside the compiled
+ones (``numba``: im2col/col2im, fused bias + ReLU, and the direct kernels of ``direct``),
+all registered in ``dojang.kernels.registry``; ``kernels.plan`` decides how each
+convolution runs."""
+
+from dojang.kernels.conv import im2col, numba, reference
+
+__all__ = ["im2col", "numba", "reference"]

@@ -1,0 +1,338 @@
+"""The one convolution planner: every decision about how a convolution runs, in one place.
+
+For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it decides:
+
+- **forward**: ``direct`` (the compiled register tiles of ``kernels.conv.direct``, for
+  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``) or
+  ``depthwise`` (one multiply-accumulate per kernel offset);
+- **keep columns**: whether a training forward keeps its im2col columns for the filter
+  gradient (``keep_columns``) instead of rebuilding them in backward;
+- **input gradient**: a stride-1 correlation of ``gy`` with the flipped filters (itself
+  direct or im2col), or ``gy @ W^T`` + col2im (``input_gradient``);
+- **filter gradient**: the kept columns, the direct kernel, or rebuilt columns + GEMM;
+- **bias + ReLU**: fused into one compiled pass over the GEMM output, or NumPy;
+- **chunks**: how the columns are cut to fit the im2col budget and the cache
+  (``chunks``).
+
+The rules here are also the ``usable`` rules of the compiled variants in
+``dojang.kernels.registry`` (so what runs and what the plan says cannot drift apart), and
+``plan(layer, input_shape)`` prints them for a layer (the module itself is callable as
+``dj.kernels.plan(layer, input_shape)``):
+
+Example:
+    >>> import dojang as dj
+    >>> layer = dj.layers.Conv2D(16, 3, padding="same", activation="relu")
+    >>> p = dj.kernels.plan(layer, (32, 28, 28, 8))
+    >>> p.forward, p.keep_columns
+    ('direct', False)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dojang.kernels import compile
+from dojang.settings import get_im2col_budget
+from dojang.shapes import window_output_shape
+
+# Columns are built and consumed in chunks of at most this size even under a larger
+# budget: a chunk that stays in the last-level cache between the im2col copy and the GEMM
+# that reads it measured 15-25% faster per conv (2 and 8 MB alike, 32+ MB slower) on the
+# benchmark layers, and columns are then rebuilt in backward instead of kept.
+CACHE_CHUNK_BYTES = 8 << 20
+
+# The direct kernels' tiles (``tools/gen_tiles.py``): a forward tile is TILE_R = 4 output
+# pixels x TILE_B = 16 output channels (8 AVX2 registers of sums); a filter-gradient
+# tile is TILE_RC = 4 input channels x TILE_B output channels.
+TILE_B = 16
+TILE_R = 4
+TILE_RC = 4
+
+# Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
+# GEMM (small N = C_out) is what makes OpenBLAS slow. The direct forward measured
+# 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
+# channel im2col has its own fast path (direct measured 2-3x slower there). The filter
+# gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
+# (32 x 32: 1.07x; 64 x 64: 0.86x). The forward keeps one block of TILE_B output
+# channels' filters in cache while it passes over a sample: at most 64 KiB.
+MAX_DIRECT_C_OUT = 64
+MAX_DIRECT_FILTER_CC = 1024
+MAX_DIRECT_BLOCK_BYTES = 64 * 1024
+
+Pads = Sequence[tuple[int, int]]
+
+
+# ---------------------------------------------------------------------------- the rules
+def is_depthwise(c_in: int, groups: int) -> bool:
+    """True when every group holds one input channel (the offset-loop fast path)."""
+    return groups > 1 and groups == c_in
+
+
+def compiled_im2col(x, rank: int, groups: int) -> bool:
+    """True when the compiled im2col/col2im (``kernels.conv.numba``) take this lowering:
+    rank 1-2, one group, C > 1 (C = 1 has its own NumPy path), NumPy floats."""
+    return rank <= 2 and groups == 1 and x.shape[-1] > 1 and compile.usable(x)
+
+
+def _direct_fits(w_shape, groups: int, x, *others) -> bool:
+    """What both direct kernels need: NumPy float32/64 arrays of one dtype with the
+    compiled kernels on, rank 1-2, one group, C_out a multiple of TILE_B."""
+    return (len(w_shape) <= 4 and groups == 1 and w_shape[-1] % TILE_B == 0
+            and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
+
+
+def direct_forward(x, w_shape, groups: int, w=None) -> bool:
+    """True when the direct kernel takes the forward of ``x`` with filters of ``w_shape``
+    (and of ``w``'s dtype, if given): 2 <= C_in, C_out <= 64, one block's filters within
+    64 KiB."""
+    others = () if w is None else (w,)
+    return (2 <= w_shape[-2] and w_shape[-1] <= MAX_DIRECT_C_OUT
+            and math.prod(w_shape[:-1]) * TILE_B * x.itemsize <= MAX_DIRECT_BLOCK_BYTES
+            and _direct_fits(w_shape, groups, x, *others))
+
+
+def direct_filters(x, gy, w_shape, groups: int) -> bool:
+    """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
+    C_in * C_out <= 1024."""
+    c_in, c_out = w_shape[-2], w_shape[-1]
+    return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
+            and _direct_fits(w_shape, groups, x, gy))
+
+
+def fused_bias_relu(y) -> bool:
+    """True when bias + ReLU run as one compiled pass over the GEMM output."""
+    return compile.usable(y)
+
+
+def cols_bytes(x_shape, w_shape, strides, dilations, pads, itemsize: int) -> int:
+    """Bytes of the whole batch's im2col columns for this convolution."""
+    out = window_output_shape(x_shape[1:-1], w_shape[:-2], strides, dilations, pads)
+    return x_shape[0] * math.prod(out) * math.prod(w_shape[:-1]) * itemsize
+
+
+def chunks(n: int, out: Sequence[int], row_bytes: int) -> list[tuple[slice, tuple]]:
+    """Split the work into (batch slice, output ranges) chunks whose columns fit the
+    im2col budget and ``CACHE_CHUNK_BYTES``: whole samples when one fits, else rows of
+    the first output dimension (at least one row)."""
+    budget = min(get_im2col_budget(), CACHE_CHUNK_BYTES)
+    sample = row_bytes * out[0]
+    full = tuple((0, o) for o in out)
+    if n * sample <= budget or sample == 0:
+        return [(slice(0, n), full)]
+    if sample <= budget:
+        step = budget // sample
+        return [(slice(i, min(i + step, n)), full) for i in range(0, n, step)]
+    rows = max(1, budget // row_bytes)
+    return [
+        (slice(i, i + 1), ((r, min(r + rows, out[0])),) + full[1:])
+        for i in range(n) for r in range(0, out[0], rows)
+    ]
+
+
+def lowering(x_shape, w_shape, strides, dilations, pads, itemsize, out=None):
+    """``(kernel, out, chunks)`` of an im2col lowering (``out``: the output sizes, by
+    default those of the convolution)."""
+    kernel = tuple(w_shape[:-2])
+    out = out or window_output_shape(x_shape[1:-1], kernel, strides, dilations, pads)
+    row_bytes = math.prod(out[1:]) * math.prod(kernel) * x_shape[-1] * itemsize
+    return kernel, out, chunks(x_shape[0], out, row_bytes)
+
+
+def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool) -> bool:
+    """Whether a forward keeps its im2col columns for the filter gradient (``wanted``: a
+    gradient may follow).
+
+    The compiled im2col rebuilds a chunk of columns in cache about as fast as DRAM returns
+    kept ones, so with it only columns that fit the cache chunk are kept: the seed CNN's
+    second conv at batch 32 (7 MB) saves 0.37 ms of its 1.8 ms filter gradient; at batch
+    128 (29 MB) and on ResNet-20 (up to 75 MB) a rebuild costs about what keeping costs in
+    the forward pass, and no such array lives on. Kept columns must cover whole samples
+    and the whole batch must fit the im2col budget. When both direct kernels take the
+    layer, the direct forward runs and nothing is kept.
+    """
+    if not wanted or is_depthwise(x.shape[-1], groups):
+        return False
+    itemsize = x.dtype.itemsize
+    total = cols_bytes(x.shape, w.shape, strides, dilations, pads, itemsize)
+    if compiled_im2col(x, w.ndim - 2, groups) and total > CACHE_CHUNK_BYTES:
+        return False
+    _, out, parts = lowering(x.shape, w.shape, strides, dilations, pads, itemsize)
+    whole = all(c[1] == parts[0][1] for c in parts) and all(
+        hi - lo == o for (lo, hi), o in zip(parts[0][1], out, strict=True))
+    if not whole or groups * total > get_im2col_budget():
+        return False
+    return not (direct_forward(x, w.shape, groups, w)
+                and direct_filters(x, x, w.shape, groups))
+
+
+def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) -> str:
+    """How the input gradient runs: ``"depthwise"``, ``"correlation"`` (stride 1: a
+    forward convolution of ``gy`` with the flipped filters) or ``"col2im"``.
+
+    With the compiled col2im, widening layers (C_out > C_in) are faster through the GEMM
+    + col2im: the correlation's columns would be C_out/C_in times wider (measured 12-15%
+    less time on the seed CNN's second conv), unless the correlation runs as a direct
+    convolution, and not for a transposed conv's output padding.
+    """
+    if is_depthwise(x_shape[-1], groups):
+        return "depthwise"
+    r = len(x_shape) - 2
+    widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
+                and compiled_im2col(gy, r, groups)
+                and not direct_forward(gy, w.shape[:r] + (w.shape[-1], w.shape[-2]), groups, w)
+                and window_output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
+                == gy.shape[1:-1])
+    if not widening and all(s == 1 for s in strides):
+        return "correlation"
+    return "col2im"
+
+
+# ---------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one convolution runs, and why (``str()`` explains it).
+
+    Attributes:
+        forward: ``"direct"``, ``"im2col"`` or ``"depthwise"``.
+        keep_columns: a training forward keeps its columns for the filter gradient.
+        input_gradient: ``"correlation (direct)"``, ``"correlation (im2col)"``,
+            ``"col2im"`` or ``"depthwise"``.
+        filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"`` or ``"depthwise"``.
+        bias_relu: ``"compiled"``, ``"numpy"`` or ``"none"``.
+        im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
+        reasons: one line per decision.
+    """
+
+    forward: str
+    keep_columns: bool
+    input_gradient: str
+    filter_gradient: str
+    bias_relu: str
+    im2col: str
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        head = (f"forward: {self.forward}; keep columns: {'yes' if self.keep_columns else 'no'}; "
+                f"input gradient: {self.input_gradient}; filter gradient: "
+                f"{self.filter_gradient}; bias+ReLU: {self.bias_relu}; im2col: {self.im2col}")
+        return "\n".join([head] + [f"  - {r}" for r in self.reasons])
+
+
+def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool = True,
+              bias: bool = True, relu: bool = False) -> ConvPlan:
+    """The plan of a convolution of NumPy ``x`` with ``w`` (arrays, or zero-strided
+    stand-ins with their shape and dtype), channels-last, with resolved arguments."""
+    rank = w.ndim - 2
+    c_in, c_out = x.shape[-1], w.shape[-1]
+    depthwise = is_depthwise(c_in, groups)
+    keep = keep_columns(x, w, strides, dilations, groups, pads, training)
+    compiled = compile.usable(x, w)
+    reasons = []
+    if not compiled:
+        reasons.append("compiled kernels off or not applicable (numba missing, "
+                       "DOJANG_JIT=0, kernels('reference'), or not NumPy float32/64)")
+    if depthwise:
+        forward = "depthwise"
+        reasons.append(f"groups == C_in == {c_in}: depthwise, one multiply-add per offset")
+    elif keep:
+        forward = "im2col"
+        reasons.append("training: im2col columns kept for the filter gradient (they fit "
+                       "the budget and the direct kernels do not take both passes)")
+    elif direct_forward(x, w.shape, groups, w):
+        forward = "direct"
+        reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {MAX_DIRECT_C_OUT}, a multiple "
+                       f"of {TILE_B}, one group, rank {rank}: the direct kernel beats a thin "
+                       "GEMM")
+    else:
+        forward = "im2col"
+        reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in, "
+                       f"C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
+    out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
+    gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
+    path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
+    if path == "correlation":
+        flipped = w.shape[:rank] + (c_out, w.shape[-2])
+        path += " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)"
+    if path == "col2im":
+        why = ("stride > 1" if any(s > 1 for s in strides) else
+               f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
+               "correlation's wider columns")
+        reasons.append(f"input gradient: col2im ({why})")
+    elif path != "depthwise":
+        reasons.append(f"input gradient: {path}, stride 1")
+    if depthwise:
+        filters = "depthwise"
+    elif keep:
+        filters = "kept columns"
+    elif direct_filters(x, x, w.shape, groups):
+        filters = "direct"
+        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and C_in * C_out = "
+                       f"{c_in * c_out} <= {MAX_DIRECT_FILTER_CC}")
+    else:
+        filters = "im2col"
+    bias_relu = "none" if not (bias or relu) else (
+        "compiled" if fused_bias_relu(x) else "numpy")
+    return ConvPlan(forward, keep, path, filters, bias_relu,
+                    "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons))
+
+
+def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
+    """How ``layer`` (a convolution layer) runs on inputs of ``input_shape``, and why.
+
+    Args:
+        layer: a ``Conv1D``/``Conv2D``/``Conv3D``/``DepthwiseConv2D`` (built or not).
+        input_shape: the full input shape, batch included, in the layer's data format.
+        training: plan a training step (columns may be kept for the filter gradient).
+        dtype: the input dtype (default: the layer's weights', else float32).
+
+    Returns:
+        A ``ConvPlan``; print it for the path and the reasons.
+
+    Raises:
+        TypeError: ``layer`` is not a layer of one forward convolution.
+        ValueError: ``input_shape`` does not have the layer's rank + 2 known sizes.
+
+    Example:
+        >>> import dojang as dj
+        >>> print(dj.kernels.plan(dj.layers.Conv2D(128, 3), (8, 16, 16, 64)).forward)
+        im2col
+    """
+    # duck-typed (kernels sit below layers): a layer with one forward convolution
+    one_conv = all(hasattr(layer, a) for a in ("kernel_size", "_groups", "_out_channels",
+                                               "_pads", "_spatial"))
+    if not one_conv or hasattr(layer, "output_padding") or (
+            hasattr(layer, "depth_multiplier") and hasattr(layer, "filters")):
+        raise TypeError(f"Expected layer to be a Conv1D, Conv2D, Conv3D or DepthwiseConv2D "
+                        f"layer. Received: layer={layer!r}")
+    shape = tuple(input_shape)
+    if len(shape) != layer.rank + 2 or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise ValueError(f"Expected input_shape to be {layer.rank + 2} positive ints. "
+                         f"Received: input_shape={input_shape!r}")
+    spatial = layer._spatial(shape)
+    c_in = shape[-1] if layer._channels_last else shape[1]
+    groups = layer._groups(c_in)
+    weights = getattr(layer, "kernel", None)
+    dtype = np.dtype(dtype or (np.float32 if weights is None else weights.dtype))
+    x = np.broadcast_to(np.zeros((), dtype), (shape[0],) + spatial + (c_in,))
+    w = np.broadcast_to(np.zeros((), dtype), tuple(layer.kernel_size)
+                        + (c_in // groups, layer._out_channels(c_in)))
+    relu = getattr(layer.activation, "__name__", "") == "relu"
+    return conv_plan(x, w, layer.strides, layer.dilation_rate, groups,
+                     layer._pads(spatial), training, layer.use_bias, relu)
+
+
+class _PlanModule(types.ModuleType):
+    """This module, callable: ``dj.kernels.plan(layer, input_shape)`` is ``plan(...)``,
+    while ``from dojang.kernels import plan`` still gives the module and its rules."""
+
+    def __call__(self, layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
+        return plan(layer, input_shape, training, dtype)
+
+
+sys.modules[__name__].__class__ = _PlanModule
