@@ -60,26 +60,37 @@ def assert_close(actual, expected, dtype) -> None:
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale)
 
 
-def torch_oracle(dj_fn, torch_fn, *arrays, dtype=np.float64, wrt=None, seed: int = 0) -> None:
+def fetch(t) -> np.ndarray:
+    """The values of Tensor ``t`` on the host, checked to be a NumPy array."""
+    values = t.numpy()
+    assert type(values) is np.ndarray, type(values)
+    return values
+
+
+def torch_oracle(dj_fn, torch_fn, *arrays, dtype=np.float64, wrt=None, seed: int = 0,
+                 device: str = "cpu") -> None:
     """Run the same computation in dojang and PyTorch; compare output and input gradients.
 
     ``dj_fn`` takes dojang Tensors, ``torch_fn`` takes torch tensors, each returns one
-    tensor. Gradients are of ``sum(out * r)`` for a fixed random ``r``.
+    tensor. Gradients are of ``sum(out * r)`` for a fixed random ``r``. dojang's inputs
+    are moved to ``device`` first; its output and gradients must stay there.
     """
     import torch
 
     wrt = range(len(arrays)) if wrt is None else wrt
     base = [np.array(a, dtype=dtype) for a in arrays]
-    dts = [dj.Tensor(a.copy(), requires_grad=i in wrt) for i, a in enumerate(base)]
+    dts = [dj.Tensor(a.copy(), requires_grad=i in wrt).to(device) for i, a in enumerate(base)]
     tts = [torch.tensor(a.copy(), requires_grad=i in wrt) for i, a in enumerate(base)]
     y = dj_fn(*dts)
     ty = torch_fn(*tts)
-    assert_close(y.numpy(), ty.detach().numpy(), dtype)
+    assert y.device == device
+    assert_close(fetch(y), ty.detach().numpy(), dtype)
     r = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
-    (y * dj.Tensor(r)).sum().backward()
+    (y * dj.Tensor(r).to(device)).sum().backward()
     (ty * torch.tensor(r)).sum().backward()
     for i in wrt:
-        assert_close(dts[i].grad.numpy(), tts[i].grad.numpy(), dtype)
+        assert dts[i].grad.device == device
+        assert_close(fetch(dts[i].grad), tts[i].grad.numpy(), dtype)
 
 
 def conv_pool_dense_steps(n: int = 8, size: int = 12, cin: int = 1, filters: int = 4,

@@ -50,9 +50,10 @@ def test_gradcheck(name):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", CASES)
-def test_torch_oracle(name, dtype):
+def test_torch_oracle(name, dtype, device):
     dj_fn, torch_fn = CASES[name]
-    torch_oracle(dj_fn, torch_fn, _away_from_kinks((4, 6), seed=1) * 3, dtype=dtype)
+    torch_oracle(dj_fn, torch_fn, _away_from_kinks((4, 6), seed=1) * 3, dtype=dtype,
+                 device=device)
 
 
 @pytest.mark.parametrize("name", CASES)

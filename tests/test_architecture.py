@@ -40,7 +40,14 @@ LAYERS = [
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 # (importer, imported) -> why a lazy upward import is right there.
-ALLOWED_UP: dict[tuple[str, str], str] = {}
+ALLOWED_UP: dict[tuple[str, str], str] = {
+    ("dojang.backends.numpy_backend", "dojang.kernels.alloc"):
+        "the NumPy backend's allocation is the recycler, which still lives in kernels/ until "
+        "the kernel reorganisation moves it under backends/",
+    ("dojang.backends.numpy_backend", "dojang.kernels.threads"):
+        "the NumPy backend's threads are the batch-splitting pool, which still lives in "
+        "kernels/ until the kernel reorganisation moves it under backends/",
+}
 
 MAX_LINES = 500
 # Long today, being split by concept in the kernel-registry work (issue 11 item 3); remove

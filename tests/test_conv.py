@@ -93,7 +93,7 @@ SWEEP = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", SWEEP, ids=lambda c: f"{c[10]}-{c[7]}-{c[9]}-g{c[8]}")
-def test_conv_matches_torch(case, dtype, kernels):
+def test_conv_matches_torch(case, dtype, device, kernels):
     n, spatial, c, cout, kernel, strides, dilations, padding, groups, mode, fmt, bias = case
     r = len(spatial)
     last = fmt.endswith("C")
@@ -108,10 +108,12 @@ def test_conv_matches_torch(case, dtype, kernels):
     tkw = dict(r=r, strides=s, dilations=d, pads=pads, groups=groups, mode=mode, last=last)
     if bias:
         torch_oracle(lambda x, w, b: CONV[r](x, w, bias=b, **kw),
-                     lambda x, w, b: torch_conv(x, w, b, **tkw), x, w, b, dtype=dtype)
+                     lambda x, w, b: torch_conv(x, w, b, **tkw), x, w, b, dtype=dtype,
+                     device=device)
     else:
         torch_oracle(lambda x, w: CONV[r](x, w, **kw),
-                     lambda x, w: torch_conv(x, w, None, **tkw), x, w, dtype=dtype)
+                     lambda x, w: torch_conv(x, w, None, **tkw), x, w, dtype=dtype,
+                     device=device)
 
 
 @pytest.mark.parametrize("spatial,kernel,strides,dilations,pads,groups", [

@@ -49,7 +49,7 @@ TORCH_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: f"{c[-1]}-s{c[5]}-d{c[6]}")
-def test_conv_transpose_matches_torch(case, dtype, kernels):
+def test_conv_transpose_matches_torch(case, dtype, device, kernels):
     n, spatial, cin, cout, kernel, strides, dilations, pad, out_pad, fmt = case
     r = len(spatial)
     last = fmt.endswith("C")
@@ -67,7 +67,7 @@ def test_conv_transpose_matches_torch(case, dtype, kernels):
 
     torch_oracle(lambda x, w, b: fn.conv_transpose(
         x, w, strides=strides, padding=pads, dilations=dilations, output_padding=out_pad,
-        data_format=fmt, bias=b), torch_fn, x, w, b, dtype=dtype)
+        data_format=fmt, bias=b), torch_fn, x, w, b, dtype=dtype, device=device)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -35,13 +35,13 @@ def _torch_conv_relu(x, w, b):
 
 @pytest.mark.parametrize("cin", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_fused_conv_relu_matches_torch(cin, dtype, split, kernels):
+def test_fused_conv_relu_matches_torch(cin, dtype, split, device, kernels):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 6, 7, cin))
     w = rng.standard_normal((3, 3, cin, 4))
     b = rng.standard_normal(4)
     torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation="relu"),
-                 _torch_conv_relu, x, w, b, dtype=dtype)
+                 _torch_conv_relu, x, w, b, dtype=dtype, device=device)
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
@@ -112,7 +112,7 @@ def test_training_step_is_deterministic():
 
 
 @pytest.mark.parametrize("cin,groups", [(1, 1), (4, 1), (4, 2)])
-def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, split):
+def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, split, device):
     """Several chunks whose columns are all kept for backward give the unchunked result."""
     kplan = importlib.import_module("dojang.kernels.plan")
     monkeypatch.setattr(kplan, "CACHE_CHUNK_BYTES", 600)  # about one sample per chunk
@@ -125,7 +125,7 @@ def test_kept_columns_filled_in_cache_sized_chunks(cin, groups, monkeypatch, spl
         return y.permute(0, 2, 3, 1)
 
     torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, groups=groups),
-                 torch_fn, x, w, b)
+                 torch_fn, x, w, b, device=device)
 
 
 def test_conv_layer_with_relu_uses_the_fused_path_and_equals_conv_then_relu():

@@ -5,7 +5,7 @@ import pytest
 
 import dojang as dj
 from dojang import layers as L
-from tests.helpers import assert_close
+from tests.helpers import assert_close, fetch
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +67,10 @@ CASES = {
 }
 
 
-def _data(shape, rng):
+def _data(shape, rng, device="cpu"):
     if isinstance(shape, list):
-        return [dj.Tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
-                for s in shape]
-    return dj.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+        return [_data(s, rng, device) for s in shape]
+    return dj.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True).to(device)
 
 
 def _shape(x):
@@ -85,12 +84,13 @@ def _unbatched(shape):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_layer_contract(case):
+def test_layer_contract(case, device):
     factory, shape, params = CASES[case]
     rng = np.random.default_rng(0)
-    layer = factory()
-    x = _data(shape, rng)
+    layer = factory().to(device)
+    x = _data(shape, rng, device)
     y = layer(x, training=True)
+    assert y.device == device
     # output shape == compute_output_shape, concrete and with a free batch axis
     assert y.shape == tuple(layer.compute_output_shape(_shape(x)))
     assert tuple(layer.compute_output_shape(_unbatched(_shape(x)))) == (None,) + y.shape[1:]
@@ -102,7 +102,7 @@ def test_layer_contract(case):
     assert layer.count_params() == params
     # config round trip: same config, same outputs with the same weights
     config = layer.get_config()
-    clone = type(layer).from_config(config)
+    clone = type(layer).from_config(config).to(device)
     assert clone.get_config() == config
     clone(x)
     clone.set_weights(layer.get_weights())
@@ -111,9 +111,10 @@ def test_layer_contract(case):
     # one training step changes every trainable weight; gradients reach the input
     before = [w.numpy().copy() for w in layer.trainable_weights]
     out = layer(x, training=True)
-    (out * dj.Tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
+    (out * dj.Tensor(rng.standard_normal(out.shape).astype(np.float32)).to(device)).sum() \
+        .backward()
     for t in x if isinstance(x, list) else [x]:
-        assert t.grad is not None and t.grad.shape == t.shape
+        assert t.grad is not None and t.grad.shape == t.shape and t.grad.device == device
     dj.optimizers.SGD(0.1).apply(layer.trainable_weights)
     for w, old in zip(layer.trainable_weights, before):
         assert not np.array_equal(w.numpy(), old), w.name
@@ -194,14 +195,14 @@ def _torch():
     return torch
 
 
-def test_depthwise_and_separable_match_torch():
+def test_depthwise_and_separable_match_torch(device):
     torch = _torch()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 5, 3))
     with dj.default_dtype(np.float64):
-        dw = L.DepthwiseConv2D((3, 2), depth_multiplier=2, padding="same")
-        sep = L.SeparableConv2D(4, 3, depth_multiplier=2)
-        y_dw, y_sep = dw(x).numpy(), sep(x).numpy()
+        dw = L.DepthwiseConv2D((3, 2), depth_multiplier=2, padding="same").to(device)
+        sep = L.SeparableConv2D(4, 3, depth_multiplier=2).to(device)
+        y_dw, y_sep = fetch(dw(x)), fetch(sep(x))
     k = dw.depthwise_kernel.numpy()  # (KH, KW, C, M) -> torch (C*M, 1, KH, KW)
     tw = torch.tensor(k.reshape(3, 2, 6).transpose(2, 0, 1)[:, None])
     tx = torch.tensor(x.transpose(0, 3, 1, 2))
@@ -218,12 +219,12 @@ def test_depthwise_and_separable_match_torch():
 
 @pytest.mark.parametrize("padding,strides,size", [("valid", 2, (9, 11)), ("same", 2, (8, 10)),
                                                   ("valid", 3, (12, 15))])
-def test_conv_transpose_matches_torch_and_keras_sizes(padding, strides, size):
+def test_conv_transpose_matches_torch_and_keras_sizes(padding, strides, size, device):
     torch = _torch()
     x = np.random.default_rng(2).standard_normal((2, 4, 5, 3))
     with dj.default_dtype(np.float64):
-        layer = L.Conv2DTranspose(2, 3, strides=strides, padding=padding)
-        y = layer(x).numpy()
+        layer = L.Conv2DTranspose(2, 3, strides=strides, padding=padding).to(device)
+        y = fetch(layer(x))
     assert y.shape[1:3] == size
     w = torch.tensor(layer.kernel.numpy().transpose(3, 2, 0, 1))  # (K, out, in) -> (in, out, K)
     full = torch.nn.functional.conv_transpose2d(torch.tensor(x.transpose(0, 3, 1, 2)), w,

@@ -7,7 +7,7 @@ import torch.nn.functional as TF
 
 import dojang as dj
 from dojang import losses as L
-from tests.helpers import assert_close
+from tests.helpers import assert_close, fetch
 
 torch.set_num_threads(1)
 EPS = 1e-7
@@ -25,12 +25,16 @@ def _softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-def _run(loss, y_true, y_pred_np, via=None):
-    """dojang loss value and gradient wrt the tensor that feeds ``y_pred``."""
-    x = dj.Tensor(y_pred_np, requires_grad=True)
-    y = loss(y_true, via(x) if via else x)
-    y.backward()
-    return y.numpy(), x.grad.numpy()
+def _runner(device):
+    """``run(loss, y_true, y_pred_np, via=None)``: dojang's loss value and gradient wrt the
+    tensor that feeds ``y_pred``, computed on ``device`` (host targets follow ``y_pred``)."""
+    def run(loss, y_true, y_pred_np, via=None):
+        x = dj.Tensor(y_pred_np, requires_grad=True).to(device)
+        y = loss(y_true, via(x) if via else x)
+        y.backward()
+        assert y.device == x.grad.device == device
+        return fetch(y), fetch(x.grad)
+    return run
 
 
 def _torch(fn, y_pred_np):
@@ -46,83 +50,87 @@ def _check(ours, theirs, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_sparse_categorical(dtype):
+def test_sparse_categorical(dtype, device):
+    run = _runner(device)
     logits, labels = _data(dtype)
     tl = torch.tensor(labels)
     want = _torch(lambda x: TF.cross_entropy(x, tl), logits)
-    _check(_run(L.SparseCategoricalCrossentropy(from_logits=True), labels, logits), want, dtype)
+    _check(run(L.SparseCategoricalCrossentropy(from_logits=True), labels, logits), want, dtype)
     # probabilities made by softmax: the fused logits path, gradient to the logits
-    _check(_run(L.SparseCategoricalCrossentropy(), labels, logits, dj.functional.softmax),
+    _check(run(L.SparseCategoricalCrossentropy(), labels, logits, dj.functional.softmax),
            want, dtype)
     # labels shaped (N, 1) as Keras allows
-    _check(_run(L.get("sparse_categorical_crossentropy"), labels[:, None], logits,
+    _check(run(L.get("sparse_categorical_crossentropy"), labels[:, None], logits,
                 dj.functional.softmax), want, dtype)
     # raw probabilities (no softmax creator): clip then log
     probs = _softmax(logits)
     probs[0, labels[0]] = 0.0  # clipped to eps
-    _check(_run(L.SparseCategoricalCrossentropy(), labels, probs),
+    _check(run(L.SparseCategoricalCrossentropy(), labels, probs),
            _torch(lambda p: TF.nll_loss(torch.log(torch.clamp(p, EPS, 1 - EPS)), tl), probs),
            dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
-def test_categorical(dtype, smoothing):
+def test_categorical(dtype, smoothing, device):
+    run = _runner(device)
     logits, labels = _data(dtype, seed=1)
     onehot = np.eye(4, dtype=dtype)[labels]
     want = _torch(lambda x: TF.cross_entropy(x, torch.tensor(onehot),
                                              label_smoothing=smoothing), logits)
     loss = L.CategoricalCrossentropy(label_smoothing=smoothing)
-    _check(_run(L.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+    _check(run(L.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
                 onehot, logits), want, dtype)
-    _check(_run(loss, onehot, logits, dj.functional.softmax), want, dtype)
+    _check(run(loss, onehot, logits, dj.functional.softmax), want, dtype)
     probs = _softmax(logits)
     t = onehot * (1 - smoothing) + smoothing / 4
-    _check(_run(loss, onehot, probs), _torch(
+    _check(run(loss, onehot, probs), _torch(
         lambda p: -(torch.tensor(t) * torch.log(torch.clamp(p, EPS, 1 - EPS))).sum(-1).mean(),
         probs), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_binary(dtype):
+def test_binary(dtype, device):
+    run = _runner(device)
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((5, 3)).astype(dtype) * 3
     target = (rng.random((5, 3)) > 0.5).astype(dtype)
     tt = torch.tensor(target)
     want = _torch(lambda x: TF.binary_cross_entropy_with_logits(x, tt), logits)
-    _check(_run(L.BinaryCrossentropy(from_logits=True), target, logits), want, dtype)
-    _check(_run(L.BinaryCrossentropy(), target, logits, dj.functional.sigmoid), want, dtype)
+    _check(run(L.BinaryCrossentropy(from_logits=True), target, logits), want, dtype)
+    _check(run(L.BinaryCrossentropy(), target, logits, dj.functional.sigmoid), want, dtype)
     probs = 1 / (1 + np.exp(-logits))
-    _check(_run(L.get("binary_crossentropy"), target, probs),
+    _check(run(L.get("binary_crossentropy"), target, probs),
            _torch(lambda p: TF.binary_cross_entropy(torch.clamp(p, EPS, 1 - EPS), tt), probs),
            dtype)
     smooth = target * 0.9 + 0.05
-    _check(_run(L.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), target, logits),
+    _check(run(L.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), target, logits),
            _torch(lambda x: TF.binary_cross_entropy_with_logits(x, torch.tensor(smooth)),
                   logits), dtype)
     # (N,) targets for (N, 1) outputs
     col = logits[:, :1]
-    _check(_run(L.BinaryCrossentropy(from_logits=True), target[:, 0], col),
+    _check(run(L.BinaryCrossentropy(from_logits=True), target[:, 0], col),
            _torch(lambda x: TF.binary_cross_entropy_with_logits(x, tt[:, :1]), col), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_regression_and_hinge(dtype):
+def test_regression_and_hinge(dtype, device):
+    run = _runner(device)
     rng = np.random.default_rng(3)
     pred = rng.standard_normal((4, 5)).astype(dtype)
     true = rng.standard_normal((4, 5)).astype(dtype)
     tt = torch.tensor(true)
-    _check(_run(L.get("mse"), true, pred), _torch(lambda x: TF.mse_loss(x, tt), pred), dtype)
-    _check(_run(L.get("mae"), true, pred), _torch(lambda x: TF.l1_loss(x, tt), pred), dtype)
+    _check(run(L.get("mse"), true, pred), _torch(lambda x: TF.mse_loss(x, tt), pred), dtype)
+    _check(run(L.get("mae"), true, pred), _torch(lambda x: TF.l1_loss(x, tt), pred), dtype)
     signs = np.where(true > 0, 1.0, -1.0).astype(dtype)
-    _check(_run(L.get("hinge"), signs, pred),
+    _check(run(L.get("hinge"), signs, pred),
            _torch(lambda x: torch.clamp(1 - torch.tensor(signs) * x, min=0).mean(), pred), dtype)
     # {0, 1} targets are mapped to {-1, 1}
-    _check(_run(L.Hinge(), (signs + 1) / 2, pred),
+    _check(run(L.Hinge(), (signs + 1) / 2, pred),
            _torch(lambda x: torch.clamp(1 - torch.tensor(signs) * x, min=0).mean(), pred), dtype)
     labels = rng.integers(0, 5, 4)
     # torch divides the cs231n sum by the number of classes
-    _check(_run(L.MulticlassHinge(margin=0.5), labels, pred),
+    _check(run(L.MulticlassHinge(margin=0.5), labels, pred),
            _torch(lambda x: 5 * TF.multi_margin_loss(x, torch.tensor(labels), margin=0.5),
                   pred), dtype)
 

@@ -55,12 +55,12 @@ def to_torch_layout(a):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_residual_cnn_matches_torch(dtype):
+def test_residual_cnn_matches_torch(dtype, device):
     dj.layers.clear_session()
     dj.random.set_seed(7)
     rng = np.random.default_rng(0)
     with dj.default_dtype(dtype):
-        model = build_dojang()
+        model = build_dojang().to(device)
     x = rng.standard_normal((4, 8, 8, 3)).astype(dtype)
     y = np.array([0, 3, 5, 1])
     params = model.parameters()
@@ -84,7 +84,8 @@ def test_residual_cnn_matches_torch(dtype):
     t_logits = torch_forward(tx, tp, t_stats, training=True)
     t_loss = TF.cross_entropy(t_logits, torch.tensor(y))
     t_loss.backward()
-    assert logits.dtype == dtype
+    assert logits.dtype == dtype and logits.device == device
+    assert all(p.grad.device == device for p in params)
     assert_close(logits.numpy(), t_logits.detach().numpy(), dtype)
     assert_close(loss.numpy(), t_loss.detach().numpy(), dtype)
     for p, t in zip(params, tp):

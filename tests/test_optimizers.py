@@ -10,7 +10,7 @@ import torch
 import dojang as dj
 from dojang import optimizers as O
 from dojang.optimizers import schedules as S
-from tests.helpers import assert_close
+from tests.helpers import assert_close, fetch
 
 torch.set_num_threads(1)
 SHAPES = [(3, 4), (5,), (2, 1, 3)]
@@ -25,14 +25,15 @@ def _init(dtype, seed=0):
     return params, grads
 
 
-def _run_dojang(opt, params, grads):
-    ps = [dj.Tensor(p.copy(), requires_grad=True) for p in params]
+def _run_dojang(opt, params, grads, device="cpu"):
+    ps = [dj.Tensor(p.copy(), requires_grad=True).to(device) for p in params]
     history = []
     for step_grads in grads:
         for p, g in zip(ps, step_grads):
-            p.grad = dj.Tensor(g)
+            p.grad = dj.Tensor(g).to(device)
         opt.apply(ps)
-        history.append([p.numpy().copy() for p in ps])
+        assert all(p.device == device for p in ps)
+        history.append([fetch(p).copy() for p in ps])
     return ps, history
 
 
@@ -70,10 +71,10 @@ TORCH_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", range(len(TORCH_CASES)))
-def test_matches_torch(case, dtype, kernels):
+def test_matches_torch(case, dtype, device, kernels):
     make_dj, make_torch = TORCH_CASES[case]
     params, grads = _init(dtype, seed=case)
-    ps, ours = _run_dojang(make_dj(), params, grads)
+    ps, ours = _run_dojang(make_dj(), params, grads, device)
     theirs = _run_torch(make_torch, params, grads)
     for step_ours, step_theirs in zip(ours, theirs):
         for a, b in zip(step_ours, step_theirs):
@@ -155,13 +156,13 @@ KERAS_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", range(len(KERAS_CASES)))
-def test_matches_keras_formulas_with_schedule(case, dtype, kernels):
+def test_matches_keras_formulas_with_schedule(case, dtype, device, kernels):
     """Non-tiny epsilons and a decaying learning rate, where torch's formulations differ."""
     kind, cls, hp, extra = KERAS_CASES[case]
     schedule = S.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
     params, grads = _init(dtype, seed=10 + case)
     opt = cls(learning_rate=schedule, **hp, **extra)
-    _, ours = _run_dojang(opt, params, grads)
+    _, ours = _run_dojang(opt, params, grads, device)
     wd = extra.get("weight_decay", 0.004 if cls is O.AdamW else None)
     want = _keras_run(kind, hp, params, grads, [schedule(t) for t in range(STEPS)], wd=wd,
                       **{k: v for k, v in extra.items() if k != "weight_decay"})

@@ -107,7 +107,7 @@ def _layout(x, channels_last):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_incl"])
 @pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_window_pool_matches_torch(case, kind, dtype, channels_last, kernels):
+def test_window_pool_matches_torch(case, kind, dtype, channels_last, device, kernels):
     n, spatial, k, s, pads = _resolve(case)
     rank = len(spatial)
     base, incl = kind[:3], kind == "avg_incl"
@@ -119,7 +119,7 @@ def test_window_pool_matches_torch(case, kind, dtype, channels_last, kernels):
         return WINDOW[base, rank](t, case[2], case[3], case[4], data_format=fmt, **extra)
 
     torch_oracle(dj_fn, _torch_pool(base, rank, k, s, pads, channels_last, incl), x,
-                 dtype=dtype)
+                 dtype=dtype, device=device)
 
 
 TIE_CASES = [
@@ -134,12 +134,13 @@ TIE_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case", TIE_CASES, ids=_ids)
-def test_max_pool_ties_follow_torch_first_max(case, dtype, kernels):
+def test_max_pool_ties_follow_torch_first_max(case, dtype, device, kernels):
     n, spatial, k, s, pads = _resolve(case)
     x = np.random.default_rng(1).integers(0, 3, (n, *spatial, 2)).astype(dtype)
     fn = WINDOW["max", len(spatial)]
     torch_oracle(lambda t: fn(t, case[2], case[3], case[4]),
-                 _torch_pool("max", len(spatial), k, s, pads, True), x, dtype=dtype)
+                 _torch_pool("max", len(spatial), k, s, pads, True), x, dtype=dtype,
+                 device=device)
     # And the loop reference: the gradient lands on ONE input per window.
     t = dj.Tensor(x.astype(np.float64), requires_grad=True)
     fn(t, case[2], case[3], case[4]).sum().backward()
@@ -230,7 +231,7 @@ GLOBAL_SHAPES = [(2, 5, 3), (1, 4, 6, 3), (2, 3, 4, 5, 2)]
 @pytest.mark.parametrize("channels_last", [True, False], ids=["last", "first"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shape", GLOBAL_SHAPES, ids=str)
-def test_global_pools_match_torch(shape, dtype, channels_last, ties):
+def test_global_pools_match_torch(shape, dtype, channels_last, ties, device):
     rank = len(shape) - 2
     rng = np.random.default_rng(6)
     x = rng.integers(0, 3, shape).astype(dtype) if ties else rng.standard_normal(shape)
@@ -247,8 +248,9 @@ def test_global_pools_match_torch(shape, dtype, channels_last, ties):
         avg = getattr(djf, f"global_avg_pool{rank}d")
         mx = getattr(djf, f"global_max_pool{rank}d")
         torch_oracle(lambda t, f=avg, k=keep: f(t, fmt, k),
-                     lambda t, k=keep: t.mean(dim=dims, keepdim=k), x, dtype=dtype)
-        torch_oracle(lambda t, f=mx: f(t, fmt), torch_max, x, dtype=dtype)
+                     lambda t, k=keep: t.mean(dim=dims, keepdim=k), x, dtype=dtype,
+                     device=device)
+        torch_oracle(lambda t, f=mx: f(t, fmt), torch_max, x, dtype=dtype, device=device)
     kept = djf.global_max_pool2d(np.ones((2, 3, 4, 5)), "NCHW", keepdims=True)
     assert kept.shape == (2, 3, 1, 1)
 

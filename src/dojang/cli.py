@@ -10,8 +10,10 @@ Examples::
     dojang export runs/fast --onnx fast.onnx --keras fast.keras
     dojang summary fashion_cnn
 
-Bad arguments and user errors print one line (``dojang: error: ...``) and exit with
-status 2; tracebacks are kept for bugs.
+Bad arguments, user errors and operating-system errors (read-only or full disk, missing
+permission) print one line (``dojang: error: ...``) and exit with status 2; what can be
+checked (a writable run directory, existing files) is checked before data is loaded or a
+model built. Tracebacks are kept for bugs.
 """
 
 from __future__ import annotations
@@ -125,13 +127,14 @@ def cmd_train(args) -> int:
 
 def _final_model(run: str):
     from dojang import models, recipes
+    from dojang.fileio import confined
 
     state = recipes.read_run(run)
-    path = os.path.join(run, "model.dojang")
+    path = confined(run, "model.dojang", "model")
     if not os.path.exists(path):
         if not state.get("checkpoint"):
             raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
-        path = os.path.join(run, state["checkpoint"])
+        path = confined(run, state["checkpoint"], "checkpoint")
     return state, models.load_model(path)
 
 
@@ -174,6 +177,9 @@ def load_image(path: str, height: int, width: int, channels: int, invert: bool =
 
 
 def cmd_predict(args) -> int:
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:  # checked before the model is loaded
+        raise ValueError(f"no such image file: {missing[0]!r}")
     state, model = _final_model(args.run)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
@@ -223,7 +229,8 @@ def main(argv=None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
+        # OSError: a read-only --out, a full disk, a missing permission or file.
         print(f"dojang {args.command}: error: {e}", file=sys.stderr)
         return 2
 

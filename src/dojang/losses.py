@@ -18,7 +18,7 @@ import numpy as np
 
 from dojang import functional as F
 from dojang.autograd import Tensor
-from dojang.backend import get_array_module
+from dojang.backend import get_array_module, to_device
 from dojang.ops import activations as act_ops
 from dojang.ops import elementwise as E
 from dojang.registry import Configurable, Registry
@@ -52,6 +52,8 @@ class Loss(Configurable):
         if y_pred.dtype.kind != "f":
             raise TypeError(f"{type(self).__name__}: Expected y_pred to be a floating-point "
                             f"tensor. Received: dtype={y_pred.dtype}")
+        if not isinstance(y_true, Tensor) and y_pred.device != "cpu":
+            y_true = to_device(y_true, y_pred.device)  # arrays follow, as a layer's inputs do
         return self.compute(y_true, y_pred, self.reduction)
 
     def compute(self, y_true, y_pred: Tensor, reduction: str) -> Tensor:

@@ -21,7 +21,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dojang.validation import check_choice, check_int, is_int, standardize_tuple
+from dojang.validation import check_bool, check_choice, check_int, is_int, standardize_tuple
+
+
+def _check_ints(owner: str, **args: tuple) -> None:
+    """``name=(value, minimum)`` pairs, each checked as an int >= minimum (any int for None)."""
+    for name, (value, minimum) in args.items():
+        check_int(value, name, owner, min_value=minimum)
+
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -32,12 +39,21 @@ def conv_output_length(
 ) -> int:
     """Output length of a convolution or pooling along one dimension.
 
+    A negative padding crops (the kernels' full correlation uses it).
+
     Example:
         >>> conv_output_length(4, 3, 1, 1, 1)     # 4x4 input, 3x3 filter, padding 1
         4
         >>> conv_output_length(5, 3)              # 5x5 input, 3x3 filter, no padding
         3
+
+    Raises:
+        TypeError/ValueError: "conv_output_length: Expected stride to be an int >= 1.
+            Received: stride=0" (length >= 0; kernel, stride, dilation >= 1; paddings ints).
     """
+    _check_ints("conv_output_length", length=(length, 0), kernel=(kernel, 1),
+                stride=(stride, 1), pad_before=(pad_before, None), pad_after=(pad_after, None),
+                dilation=(dilation, 1))
     span = dilation * (kernel - 1) + 1
     padded = length + pad_before + pad_after
     if padded < span:
@@ -77,7 +93,12 @@ def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -
     Example:
         >>> same_padding(13, 6, 5)   # width 13, filter 6, stride 5 -> output 3
         (1, 2)
+
+    Raises:
+        TypeError/ValueError: as ``conv_output_length``.
     """
+    _check_ints("same_padding", length=(length, 0), kernel=(kernel, 1), stride=(stride, 1),
+                dilation=(dilation, 1))
     out = -(-length // stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - length, 0)
     return total // 2, total - total // 2
@@ -155,7 +176,23 @@ def conv_transpose_output_length(
 
     ``O = (L - 1)*S - P_before - P_after + D*(K - 1) + 1 + output_padding``; every
     ``output_padding`` in ``[0, S)`` gives a size that the forward conv maps back to ``L``.
+
+    Example:
+        >>> conv_transpose_output_length(3, 3, 2)
+        7
+
+    Raises:
+        TypeError/ValueError: lengths and paddings must be ints >= 0, kernel, stride and
+            dilation ints >= 1, ``output_padding`` an int in ``[0, max(stride, dilation))``.
     """
+    _check_ints("conv_transpose_output_length", length=(length, 0), kernel=(kernel, 1),
+                stride=(stride, 1), pad_before=(pad_before, 0), pad_after=(pad_after, 0),
+                dilation=(dilation, 1), output_padding=(output_padding, 0))
+    if output_padding >= max(stride, dilation):
+        raise ValueError(f"conv_transpose_output_length: Expected output_padding to be "
+                         f"smaller than the stride or the dilation. Received: "
+                         f"output_padding={output_padding}, stride={stride}, "
+                         f"dilation={dilation}")
     return ((length - 1) * stride - pad_before - pad_after + dilation * (kernel - 1) + 1
             + output_padding)
 
@@ -199,18 +236,54 @@ def conv_params(
         320
         >>> conv_params((5, 5), 3, 6)       # seed 003: six 5x5x3 filters
         456
+
+    Raises:
+        TypeError/ValueError: kernel sizes, channels, filters and groups must be ints
+            >= 1, ``groups`` must divide ``in_channels``, ``use_bias`` a bool.
     """
+    owner = "conv_params"
+    kernel_size = standardize_tuple(kernel_size, len(kernel_size) if isinstance(
+        kernel_size, Sequence) else 1, "kernel_size", owner)
+    _check_ints(owner, in_channels=(in_channels, 1), filters=(filters, 1), groups=(groups, 1))
+    check_bool(use_bias, "use_bias", owner)
+    if in_channels % groups:
+        raise ValueError(f"{owner}: Expected groups to divide in_channels. Received: "
+                         f"groups={groups}, in_channels={in_channels}")
     return (math.prod(kernel_size) * (in_channels // groups) + int(use_bias)) * filters
 
 
 def dense_params(in_features: int, units: int, use_bias: bool = True) -> int:
-    """Parameter count of a dense layer: ``(in_features + bias) * units``."""
+    """Parameter count of a dense layer: ``(in_features + bias) * units``.
+
+    Example:
+        >>> dense_params(3, 2)
+        8
+
+    Raises:
+        TypeError/ValueError: ``in_features`` and ``units`` must be ints >= 1.
+    """
+    _check_ints("dense_params", in_features=(in_features, 1), units=(units, 1))
+    check_bool(use_bias, "use_bias", "dense_params")
     return (in_features + int(use_bias)) * units
 
 
 def conv_macs(output_spatial: Sequence[int], kernel_size: Sequence[int], in_channels: int,
               filters: int, groups: int = 1) -> int:
-    """Multiply-accumulates of one convolution per example."""
+    """Multiply-accumulates of one convolution per example.
+
+    Example:
+        >>> conv_macs((26, 26), (3, 3), 1, 32)
+        194688
+
+    Raises:
+        TypeError/ValueError: as ``conv_params``; output sizes must be ints >= 0.
+    """
+    owner = "conv_macs"
+    output_spatial = standardize_tuple(output_spatial, len(output_spatial) if isinstance(
+        output_spatial, Sequence) else 1, "output_spatial", owner, min_value=0)
+    kernel_size = standardize_tuple(kernel_size, len(kernel_size) if isinstance(
+        kernel_size, Sequence) else 1, "kernel_size", owner)
+    _check_ints(owner, in_channels=(in_channels, 1), filters=(filters, 1), groups=(groups, 1))
     return math.prod(output_spatial) * filters * math.prod(kernel_size) * (in_channels // groups)
 
 

@@ -117,3 +117,23 @@ def check_data_format(
         f"{_where(owner)}Expected {name} to be one of ('{last}', '{first}', 'channels_last', "
         f"'channels_first'). Received: {name}={value!r}"
     )
+
+
+def check_float_dtype(value, name: str = "dtype", owner: str | None = None):
+    """Return ``np.dtype(value)`` if it is a floating dtype (``'float32'``, ``np.float64``...).
+
+    Example:
+        >>> check_float_dtype("float32")
+        dtype('float32')
+    """
+    import numpy as np
+
+    msg = (f"{_where(owner)}Expected {name} to be a float dtype such as 'float32'. "
+           f"Received: {name}={value!r}")
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(msg) from None
+    if dtype.kind != "f":
+        raise ValueError(msg)
+    return dtype

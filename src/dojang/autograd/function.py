@@ -2,7 +2,8 @@
 
 A Function is one differentiable operation. Subclasses implement ``forward`` and
 ``backward`` on raw arrays (NumPy or CuPy) and save on ``self`` only what backward needs.
-``Function.apply`` wraps arrays into Tensors and records the graph: each output Tensor
+``Function.apply`` checks that its arrays share one device (a ``ValueError`` naming both
+devices otherwise), wraps arrays into Tensors and records the graph: each output Tensor
 holds its creator Function strongly, each Function holds its input Tensors strongly and
 nothing else, so a graph never forms a reference cycle and is freed as soon as the last
 output Tensor goes away.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
+from dojang.backends import check_same_device
 from dojang.config import is_grad_enabled
 
 if TYPE_CHECKING:
@@ -58,7 +60,10 @@ class Function:
         """Run the op on Tensors (or arrays and scalars) and record it for backward."""
         tensor = _TENSOR[0]
         fn = cls(**hyper)
-        out = fn.forward(*[t.data if isinstance(t, tensor) else t for t in inputs])
+        arrays = [t.data if isinstance(t, tensor) else t for t in inputs]
+        if len(arrays) > 1:
+            check_same_device(arrays, cls.__name__)
+        out = fn.forward(*arrays)
         if is_grad_enabled():
             needs = tuple([isinstance(t, tensor) and t.requires_grad for t in inputs])
             if True in needs:

@@ -13,6 +13,7 @@ import numpy as np
 
 from dojang import backend
 from dojang.autograd.function import Function, bind_tensor_class, run_backward
+from dojang.backends import check_same_device
 from dojang.config import get_default_dtype
 
 _ops = None  # the dojang.ops module, bound by dojang.ops at import
@@ -119,6 +120,7 @@ class Tensor:
 
     @property
     def device(self) -> str:
+        """Where the data lives: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` (or the tests' ``"strict"``)."""
         return backend.device_of(self.data)
 
     @property
@@ -153,12 +155,29 @@ class Tensor:
         return _ops.cast(self, dtype=np.dtype(dtype))
 
     def to(self, device: str) -> Tensor:
-        """Return this tensor on ``device`` ('cpu' or 'gpu'); a leaf keeps requires_grad."""
-        t = Tensor(backend.to_device(self.data, device))
+        """Return this tensor on ``device``; a leaf keeps ``requires_grad`` and its name.
+
+        Args:
+            device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` (``"cuda"``, ``"cuda:N"`` alike).
+
+        Raises:
+            ValueError: an unknown device, or a GPU that is not there.
+
+        Example:
+            >>> import dojang as dj
+            >>> dj.Tensor([1.0, 2.0]).to("cpu").device
+            'cpu'
+        """
+        t = Tensor._from_op(backend.to_device(self.data, device), None)
         t.requires_grad = self.requires_grad
+        t.name = self.name
         return t
 
     def __array__(self, dtype=None, copy=None):
+        if not isinstance(self.data, np.ndarray) and backend.device_of(self.data) != "cpu":
+            # as CuPy's arrays do: a device tensor comes to the host only when asked to
+            raise TypeError(f"A tensor on device {self.device!r} is not converted to a NumPy "
+                            f"array implicitly. Use .numpy() (or .to('cpu')) explicitly.")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
@@ -286,6 +305,7 @@ class Tensor:
     # comparisons are not differentiable; they return boolean tensors
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else other
+        check_same_device((self.data, other), op.__name__)
         return Tensor._from_op(op(self.data, other), None)
 
     def __eq__(self, other):  # type: ignore[override]

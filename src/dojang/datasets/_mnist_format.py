@@ -9,7 +9,7 @@ import numpy as np
 
 from dojang.datasets._download import DatasetCorruptError
 from dojang.datasets._sources import DatasetSpec, RemoteFile, locate
-from dojang.datasets.idx import parse_idx, read_bytes
+from dojang.datasets.idx import read_idx
 
 
 def _candidates(remote: RemoteFile) -> tuple[str, ...]:
@@ -35,18 +35,29 @@ def _find_idx_files(spec: DatasetSpec):
 
 
 def _verified_idx(path: Path, remote: RemoteFile, spec: DatasetSpec) -> np.ndarray:
-    data = read_bytes(path)
-    actual = hashlib.sha256(data).hexdigest()
+    """Read one IDX file in a single streamed pass, hashing it on the way.
+
+    Nothing is inflated past ``remote.content_size`` (when known) or what the header
+    describes; the array is used only if the hash of all of its bytes matches.
+    """
+    package = spec.apt_package
+    fix = f" or `sudo apt-get install --reinstall {package}`" if package else ""
+    digest = hashlib.sha256()
+    try:
+        array = read_idx(path, size=remote.content_size, digest=digest)
+    except DatasetCorruptError as e:
+        raise DatasetCorruptError(f"{spec.owner}: {path} is not the published {spec.title} "
+                                  f"file {remote.name}: {e}. Delete it and run again{fix}."
+                                  ) from None
+    actual = digest.hexdigest()
     if actual != remote.content_sha256:
-        package = spec.apt_package
-        fix = f" or `sudo apt-get install --reinstall {package}`" if package else ""
         raise DatasetCorruptError(
             f"{spec.owner}: {path} is not the published {spec.title} file {remote.name}: the "
             f"SHA-256 of its uncompressed contents is {actual}, expected "
             f"{remote.content_sha256}. It is corrupt, truncated or from another dataset; "
             f"delete it and run again{fix}."
         )
-    return parse_idx(data, name=str(path))
+    return array
 
 
 def _check_split(images: np.ndarray, labels: np.ndarray, spec: DatasetSpec, num_classes: int,

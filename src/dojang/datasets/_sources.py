@@ -41,12 +41,14 @@ class RemoteFile:
         size: its size in bytes.
         content_sha256: SHA-256 of the decompressed contents, for gzip files; unlike
             ``sha256`` it does not change when a distribution recompresses the file.
+        content_size: size of the decompressed contents: nothing is inflated past it.
     """
 
     name: str
     sha256: str
     size: int
     content_sha256: str | None = None
+    content_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -53,14 +53,28 @@ def _find(directory: Path):
     return None, f"missing {FILES[0].name} or {_FOLDER}/{{{', '.join(_BATCHES)}}}"
 
 
-def _records(data: bytes, name: str, owner: str) -> np.ndarray:
-    """Check one batch file's size and labels; return its records as (RECORDS_PER_FILE, 3073)."""
+def _check_size(size: int, name: str, owner: str) -> None:
+    """Every batch file holds exactly RECORDS_PER_FILE records: checked before reading it."""
     expected = RECORDS_PER_FILE * _RECORD
-    if len(data) != expected:
+    if size != expected:
         raise DatasetCorruptError(
-            f"{owner}: {name} has {len(data)} bytes, expected {RECORDS_PER_FILE} records of "
+            f"{owner}: {name} has {size} bytes, expected {RECORDS_PER_FILE} records of "
             f"{_RECORD} bytes = {expected} (truncated or not CIFAR-10)"
         )
+
+
+def _read_batch(path: Path, owner: str) -> bytes:
+    """One extracted batch file, its size checked (``fstat``) before it is read."""
+    with open(path, "rb") as f:
+        _check_size(os.fstat(f.fileno()).st_size, path.name, owner)
+        data = f.read(RECORDS_PER_FILE * _RECORD + 1)
+    _check_size(len(data), path.name, owner)
+    return data
+
+
+def _records(data: bytes, name: str, owner: str) -> np.ndarray:
+    """Check one batch file's size and labels; return its records as (RECORDS_PER_FILE, 3073)."""
+    _check_size(len(data), name, owner)
     records = np.frombuffer(data, np.uint8).reshape(RECORDS_PER_FILE, _RECORD)
     if records.size and records[:, 0].max() >= len(class_names):
         raise DatasetCorruptError(f"{owner}: {name} has label {records[:, 0].max()}, expected "
@@ -96,6 +110,7 @@ def _read_archive(archive: Path, owner: str) -> dict[str, bytes]:
             # Members are read in memory one by one; nothing is extracted to disk.
             for member in tar:
                 if member.name in wanted and member.isfile():
+                    _check_size(member.size, wanted[member.name], owner)
                     blobs[wanted[member.name]] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DatasetCorruptError(f"{owner}: cannot read {archive}: {exc}") from exc
@@ -142,7 +157,7 @@ def load_data(
     if kind == "archive":
         blobs = _read_archive(where, owner)
     else:
-        blobs = {name: (where / name).read_bytes() for name in _BATCHES}
+        blobs = {name: _read_batch(where / name, owner) for name in _BATCHES}
     records = [_records(blobs[name], name, owner) for name in _BATCHES]
     x_train, y_train = _split(records[:5])
     x_test, y_test = _split(records[5:])

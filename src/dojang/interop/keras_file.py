@@ -13,6 +13,7 @@ model before any array is read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ from dojang.interop import keras_config as KC
 
 KERAS_VERSION = "3.0.0"
 MAX_MEMBER_BYTES = 8 * 2**30
-MAX_CONFIG_BYTES = 64 * 2**20
+MAX_CONFIG_BYTES = 16 * 2**20
 _MEMBERS = ("metadata.json", "config.json", "model.weights.h5")
 
 
@@ -45,18 +46,22 @@ def _saving_order(model, nodes, outputs) -> list:
     return list(model.layers)
 
 
-def weight_keys(layers) -> list[tuple[str, object]]:
-    """``[("layers/conv2d", layer), ...]``: Keras's class-based keys, by position."""
+def class_keys(class_names) -> list[str]:
+    """``["layers/conv2d", "layers/conv2d_1", ...]``: Keras's keys, by position."""
     from dojang.layers.base import to_snake_case
 
     used: dict[str, int] = {}
     out = []
-    for layer in layers:
-        base = to_snake_case(type(layer).__name__)
+    for name in class_names:
+        base = to_snake_case(name)
         used[base] = used.get(base, -1) + 1
-        out.append((f"layers/{base}" if used[base] == 0 else f"layers/{base}_{used[base]}",
-                    layer))
+        out.append(f"layers/{base}" if used[base] == 0 else f"layers/{base}_{used[base]}")
     return out
+
+
+def weight_keys(layers) -> list[tuple[str, object]]:
+    """``[("layers/conv2d", layer), ...]`` for the model's layers in Keras's order."""
+    return list(zip(class_keys(type(layer).__name__ for layer in layers), layers))
 
 
 # ----------------------------------------------------------------------- weights (HDF5)
@@ -81,6 +86,23 @@ def write_weights_h5(model, layers=None) -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def _open_h5(data: bytes, source: str):
+    """The HDF5 file in ``data``; its low-level failures become ValueErrors naming it."""
+    import h5py
+
+    try:
+        f = h5py.File(io.BytesIO(data), "r")
+    except OSError as e:
+        raise ValueError(f"{source}: not an HDF5 weights file (truncated or corrupted?): "
+                         f"{e}") from None
+    with f:
+        try:
+            yield f
+        except (KeyError, OSError, RuntimeError) as e:
+            raise ValueError(f"{source}: corrupted HDF5 weights file ({e})") from None
+
+
 def read_weights_h5(model, data: bytes, source: str, layers=None) -> None:
     """Assign Keras-layout HDF5 weights to ``model`` by position, checking every shape first.
 
@@ -88,33 +110,49 @@ def read_weights_h5(model, data: bytes, source: str, layers=None) -> None:
         ValueError: naming the file and the key for a missing weight, an extra one, a
             shape or dtype that does not fit, or bytes that are not HDF5.
     """
-    import h5py
-
     if layers is None:
         nodes, _, outputs = _nodes(model)
         layers = _saving_order(model, nodes, outputs)
-    try:
-        f = h5py.File(io.BytesIO(data), "r")
-    except OSError as e:
-        raise ValueError(f"{source}: not an HDF5 weights file (truncated or corrupted?): "
-                         f"{e}") from None
-    with f:
-        keys = weight_keys(layers)
-        expected = {key for key, _ in keys}
-        try:
-            present = set(f["layers"].keys()) if "layers" in f else set()
-            extra = sorted(k for k in present - {k.split("/", 1)[1] for k in expected}
-                           if "vars" in f[f"layers/{k}"] and len(f[f"layers/{k}/vars"]))
-            if extra:
-                raise ValueError(f"{source}: weights for layers/{extra[0]} match no layer "
-                                 f"of model '{model.name}' ({len(extra)} extra)")
-            plan = [(layer, _datasets(f, key, layer, source)) for key, layer in keys]
-            values = [(layer, [np.asarray(ds[()]) for ds in sets]) for layer, sets in plan]
-        except (KeyError, OSError, RuntimeError) as e:
-            raise ValueError(f"{source}: corrupted HDF5 weights file ({e})") from None
+    with _open_h5(data, source) as f:
+        _fill(f, model, layers, source)
+
+
+def _fill(f, model, layers, source: str) -> None:
+    keys = weight_keys(layers)
+    expected = {key.split("/", 1)[1] for key, _ in keys}
+    present = set(f["layers"].keys()) if "layers" in f else set()
+    extra = sorted(k for k in present - expected
+                   if "vars" in f[f"layers/{k}"] and len(f[f"layers/{k}/vars"]))
+    if extra:
+        raise ValueError(f"{source}: weights for layers/{extra[0]} match no layer of model "
+                         f"'{model.name}' ({len(extra)} extra)")
+    plan = [(layer, _datasets(f, key, layer, source)) for key, layer in keys]
+    values = [(layer, [np.asarray(ds[()]) for ds in sets]) for layer, sets in plan]
     for layer, arrays in values:
         if arrays:
             layer.set_weights([a.astype(w.dtype) for a, w in zip(arrays, layer.weights)])
+
+
+class _H5Source:
+    """For ``weights_from``: each weight a layer declares is checked against the dataset
+    Keras stores for it (``layers/<key>/vars/<i>``) before it is allocated."""
+
+    def __init__(self, f, keys: dict[str, str], source: str):
+        self.f, self.keys, self.source = f, keys, source
+        self.taken: dict[str, int] = {}
+
+    def take(self, layer, name: str, shape: tuple, dtype) -> np.ndarray:
+        import h5py
+
+        i = self.taken.get(layer.name, 0)
+        self.taken[layer.name] = i + 1
+        path = f"{self.keys.get(layer.name, 'layers/?')}/vars/{i}"
+        ds = self.f.get(path)
+        if not isinstance(ds, h5py.Dataset) or ds.shape != tuple(shape):
+            got = ds.shape if isinstance(ds, h5py.Dataset) else "nothing"
+            raise ValueError(f"{self.source}: layer '{layer.name}' declares weight '{name}' "
+                             f"of shape {tuple(shape)}; the file holds {got} at {path}")
+        return np.empty(shape, dtype)
 
 
 def _datasets(f, key: str, layer, source: str) -> list:
@@ -205,53 +243,68 @@ def save_keras(model, path) -> None:
     atomic_write(os.fspath(path), buffer.getvalue())
 
 
-def _members(path: str) -> dict[str, bytes]:
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{path}: not a Keras file (not a valid zip archive; truncated or "
-                         f"corrupted?)") from None
-    with zf:
-        out = {}
-        for info in zf.infolist():
-            if info.filename.endswith("/") or info.filename.startswith("assets/"):
-                continue
-            if info.filename not in _MEMBERS:
-                raise ValueError(f"{path}: unexpected member {info.filename!r}; a Keras "
-                                 f"file dojang reads holds {list(_MEMBERS)}")
-            limit = MAX_MEMBER_BYTES if info.filename.endswith(".h5") else MAX_CONFIG_BYTES
-            if info.file_size > limit:
-                raise ValueError(f"{path}: member {info.filename!r} is too large")
-            try:
-                out[info.filename] = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise ValueError(f"{path}: corrupted member {info.filename!r} ({e})") from None
-    missing = [m for m in _MEMBERS[1:] if m not in out]
+def _directory(zf, source: str) -> dict:
+    names = [info.filename for info in zf.infolist()]
+    for name in names:
+        if name not in _MEMBERS:
+            raise ValueError(f"{source}: unexpected member {name!r}; a Keras file dojang "
+                             f"reads holds {list(_MEMBERS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{source}: duplicate members in the archive")
+    infos = {info.filename: info for info in zf.infolist()}
+    missing = [m for m in _MEMBERS[1:] if m not in infos]
     if missing:
-        raise ValueError(f"{path}: missing {missing[0]!r} (truncated or not a Keras file)")
-    return out
+        raise ValueError(f"{source}: missing {missing[0]!r} (truncated or not a Keras file)")
+    if infos["model.weights.h5"].compress_type != zipfile.ZIP_STORED:
+        # HDF5 needs random access, so the member is read whole: stored, as Keras writes
+        # it, its size is that of the bytes in the file (no inflating to a lying size).
+        raise ValueError(f"{source}!model.weights.h5: Expected a stored (uncompressed) "
+                         f"member, as Keras writes it")
+    return infos
+
+
+def _config_keys(config: dict) -> dict[str, str]:
+    """Layer name -> Keras weight key, from the config's layer list (before building)."""
+    body = config.get("config") if isinstance(config, dict) else None
+    entries = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError("config.json lists no layers")
+    if config.get("class_name") == "Sequential":
+        entries = [e for e in entries if e.get("class_name") != "InputLayer"]
+    names = [(e.get("config") or {}).get("name") for e in entries]
+    return dict(zip(names, class_keys(str(e.get("class_name")) for e in entries)))
 
 
 def load_keras(path):
     """Rebuild a Keras 3 ``.keras`` file as a dojang model, weights included.
 
+    The archive's members are checked before they are read; every weight the config
+    declares is checked against the HDF5 file before it is allocated.
+
     Raises:
         ValueError: naming the file: a truncated or foreign archive, a Lambda or unknown
             layer, an option dojang cannot honour, or weights that do not fit.
     """
+    from dojang import fileio
+    from dojang.layers.weight_source import weights_from
+
     source = os.fspath(path)
-    members = _members(source)
-    try:
-        config = json.loads(members["config.json"].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ValueError(f"{source}: config.json is not valid JSON ({e})") from None
-    try:
-        model, layers = _build(config)
-    except (ValueError, TypeError, KeyError, IndexError) as e:
-        raise ValueError(f"{source}: {e}") from None
-    read_weights_h5(model, members["model.weights.h5"], f"{source}!model.weights.h5", layers)
+    with fileio.open_zip(source, source, max_members=len(_MEMBERS)) as zf:
+        infos = _directory(zf, source)
+        config = fileio.loads_json(
+            fileio.read_member(zf, infos["config.json"], source, MAX_CONFIG_BYTES),
+            f"{source}!config.json", max_bytes=MAX_CONFIG_BYTES)
+        data = fileio.read_member(zf, infos["model.weights.h5"], source, MAX_MEMBER_BYTES)
+    where = f"{source}!model.weights.h5"
+    with _open_h5(data, where) as f:
+        try:
+            with weights_from(_H5Source(f, _config_keys(config), where)):
+                model, layers = _build(config)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            message = str(e)
+            raise ValueError(message if message.startswith(source) else
+                             f"{source}: {message}") from None
+        _fill(f, model, layers, where)
     return model
 
 
@@ -306,11 +359,10 @@ def _build(config: dict):
 
 def load_weights_h5(model, path) -> None:
     """``model.load_weights("x.weights.h5")``: Keras-format weights, by position."""
+    from dojang.fileio import read_capped
+
     source = os.fspath(path)
-    if os.path.getsize(source) > MAX_MEMBER_BYTES:
-        raise ValueError(f"{source}: larger than {MAX_MEMBER_BYTES} bytes")
-    with open(source, "rb") as f:
-        read_weights_h5(model, f.read(), source)
+    read_weights_h5(model, read_capped(source, MAX_MEMBER_BYTES), source)
 
 
 def save_weights_h5(model, path) -> None:

@@ -47,13 +47,11 @@ def _groups(path_or_dict) -> tuple[list[tuple[str, dict]], str]:
     if isinstance(path_or_dict, dict):
         items, source = list(path_or_dict.items()), "state dict"
     else:
+        from dojang.fileio import read_capped
         from dojang.models import safetensors
 
         source = os.fspath(path_or_dict)
-        if os.path.getsize(source) > MAX_FILE_BYTES:
-            raise ValueError(f"{source}: larger than {MAX_FILE_BYTES} bytes")
-        with open(source, "rb") as f:
-            data = f.read()
+        data = read_capped(source, MAX_FILE_BYTES)
         if data[:2] == b"\x80\x02" or data[:4] == b"PK\x03\x04":
             raise ValueError(f"{source}: a pickled PyTorch checkpoint; dojang reads state "
                              f"dicts saved as safetensors only (never unpickles)")

@@ -21,8 +21,9 @@ import numpy as np
 from dojang import backend, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
+from dojang.layers import weight_source
 from dojang.layers.node import KerasTensor, Node, is_symbolic, node_attribute
-from dojang.validation import is_int
+from dojang.validation import check_float_dtype, is_int
 
 _NAME_UIDS: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
@@ -138,7 +139,8 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: Expected name to be a non-empty string. "
                              f"Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self.dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.dtype = check_float_dtype(dtype, "dtype", f"{type(self).__name__} '{self.name}'") \
+            if dtype is not None else get_default_dtype()
         self._trainable = bool(trainable)
         self.built = False
         self.seed = seed
@@ -173,6 +175,8 @@ class Layer:
             for v in items:
                 if not any(v is t for t in tracked):
                     tracked.append(v)
+                    if v._device != self._device:
+                        v.to(self._device)
         object.__setattr__(self, key, value)
 
     def _sublayers(self) -> list[Layer]:
@@ -194,13 +198,19 @@ class Layer:
 
         dtype = np.dtype(dtype) if dtype is not None else self.dtype
         shape = tuple(int(s) for s in shape)
-        init = initializers.get(initializer)
-        value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
+        source = weight_source.current()
+        if source is not None:
+            value = source.take(self, name, shape, dtype)
+        else:
+            init = initializers.get(initializer)
+            value = np.asarray(init(shape, dtype, self._rng), dtype=dtype)
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer for '{name}' returned shape "
                              f"{value.shape}, expected {shape}")
-        w = Tensor(np.ascontiguousarray(value), requires_grad=trainable and self._trainable,
-                   name=f"{self.name}/{name}")
+        value = np.ascontiguousarray(value)
+        if self._device != "cpu":
+            value = backend.to_device(value, self._device)
+        w = Tensor(value, requires_grad=trainable and self._trainable, name=f"{self.name}/{name}")
         self._weights.append(w)
         self._weight_trainable.append(bool(trainable))
         if regularizer is not None:
@@ -301,7 +311,8 @@ class Layer:
         with the formula.
         """
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        zeros = [Tensor(np.zeros((1,) + tuple(s[1:]), dtype=self.dtype)) for s in shapes]
+        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]  # __call__
+        # moves them to the layer's device
         with no_grad():
             out = self(zeros if _is_shape_list(input_shape) else zeros[0])
         return (input_shape[0][0] if _is_shape_list(input_shape) else input_shape[0],) + \
@@ -410,9 +421,10 @@ class Layer:
 
     # ---------------------------------------------------------------- misc
     def to(self, device: str) -> Layer:
-        """Move every weight to ``device`` ('cpu' or 'gpu') in place; returns self.
+        """Move every weight to ``device`` (a name as for ``Tensor.to``) in place; returns self.
 
-        Array inputs given to the layer afterwards are moved to the same device.
+        Weights created later (by ``build``) are created there, and array inputs given to
+        the layer are moved there; Tensor inputs must already be there.
         """
         device = backend.check_device(device)
         for w in self.weights:

@@ -28,14 +28,14 @@ class Model(Trainer, Layer):
 
     Example:
         >>> import dojang as dj
-        >>> class Net(dj.Model):
+        >>> class TwoLayerNet(dj.Model):
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.hidden = dj.layers.Dense(8, activation="relu")
         ...         self.out = dj.layers.Dense(2)
         ...     def call(self, x, training=False):
         ...         return self.out(self.hidden(x))
-        >>> Net()(dj.Tensor([[1.0, 2.0, 3.0]])).shape
+        >>> TwoLayerNet()(dj.Tensor([[1.0, 2.0, 3.0]])).shape
         (1, 2)
     """
 
@@ -80,6 +80,17 @@ class Model(Trainer, Layer):
     def build(self, input_shape) -> None:
         """Subclassed models build their layers lazily, on the first call."""
         self.built = True
+
+    def to(self, device: str) -> Model:
+        """Move the weights, and the optimizer's state once compiled, to ``device``.
+
+        Args:
+            device: a device name, as for ``Tensor.to`` (which also says what it raises).
+        """
+        super().to(device)
+        if self.optimizer is not None:
+            self.optimizer.to(device)
+        return self
 
     def summary(self, line_length: int | None = None, print_fn=None,
                 return_string: bool = False):

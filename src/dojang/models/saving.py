@@ -25,13 +25,9 @@ import numpy as np
 
 from dojang.fileio import atomic_write
 from dojang.layers.serialization import deserialize_layer
-from dojang.models import graph, safetensors
+from dojang.models import archive, graph, safetensors
+from dojang.models.archive import FORMAT, FORMAT_VERSION
 from dojang.version import __version__
-
-FORMAT = "dojang.model"
-FORMAT_VERSION = 1
-_MEMBERS = ("config.json", "model.safetensors", "optimizer.safetensors")
-_MAX_MEMBER_BYTES = 8 * 2**30
 
 
 # ---------------------------------------------------------------------- weights
@@ -41,30 +37,6 @@ def weights_to_dict(model) -> dict:
 
     return {f"{i:04d}/{w.name}": backend.to_numpy(w.data)
             for i, w in enumerate(model.weights)}
-
-
-def set_weights_from_dict(model, tensors: dict, source: str) -> None:
-    """Assign weights saved by ``weights_to_dict`` (matched by position, checked by shape).
-
-    Raises:
-        ValueError: naming ``source`` when the count, a key or a shape differs.
-    """
-    weights = model.weights
-    keys = sorted(tensors)
-    if len(keys) != len(weights):
-        raise ValueError(f"{source}: the file holds {len(keys)} weights, model "
-                         f"'{model.name}' has {len(weights)}")
-    for i, (key, w) in enumerate(zip(keys, weights)):
-        if not key.startswith(f"{i:04d}/"):
-            raise ValueError(f"{source}: weight key {key!r} is not numbered {i:04d}")
-        value = tensors[key]
-        if value.shape != w.shape:
-            raise ValueError(f"{source}: weight {key!r} has shape {value.shape}, model weight "
-                             f"'{w.name}' expects {w.shape}")
-        if value.dtype.kind != "f":
-            raise ValueError(f"{source}: weight {key!r} has dtype {value.dtype}, expected "
-                             f"a float dtype")
-    model.set_weights([tensors[k] for k in keys])
 
 
 def _is_keras(path, suffix: str) -> bool:
@@ -83,19 +55,18 @@ def save_weights(model, path) -> None:
 
 def load_weights(model, path) -> None:
     """Read weights written by ``save_weights`` (or a ``.dojang`` file, or a Keras
-    ``.weights.h5`` file) into ``model``."""
+    ``.weights.h5`` file, by position) into ``model``.
+
+    The file's header is checked against the model's weights before any data is read;
+    the data then goes straight into the weights.
+    """
     if _is_keras(path, ".h5"):
         from dojang.interop.keras_file import load_weights_h5
 
         return load_weights_h5(model, path)
-    source = os.fspath(path)
-    with open(source, "rb") as f:
-        data = f.read()
-    if data[:4] == b"PK\x03\x04":
-        members = _read_archive(data, source)
-        data = members["model.safetensors"]
-        source = f"{source}!model.safetensors"
-    set_weights_from_dict(model, safetensors.decode(data, source)[0], source)
+    with archive.weights_file(path) as (stream, entries, source):
+        archive.fill_weights(model, stream, entries, source)
+    return None
 
 
 # ---------------------------------------------------------------------- model files
@@ -164,6 +135,7 @@ def _build_subclassed(model, shape, source: str) -> None:
 
     if model.weights or shape is None:
         return
+    archive.check_build_shape(shape, source)
     multi = isinstance(shape, list) and shape and isinstance(shape[0], list)
     try:
         zeros = [np.zeros([1 if s is None else s for s in one], dtype=model.dtype)
@@ -175,74 +147,30 @@ def _build_subclassed(model, shape, source: str) -> None:
             from None
 
 
-def _read_archive(data: bytes, source: str) -> dict[str, bytes]:
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{source}: not a dojang model file (not a valid zip archive; "
-                         f"truncated or corrupted?)") from None
-    with zf:
-        infos = zf.infolist()
-        names = [i.filename for i in infos]
-        for name in names:
-            if name.endswith((".pkl", ".pickle")) or "pickle" in name.lower():
-                raise ValueError(f"{source}: contains a pickle ({name!r}); dojang never "
-                                 f"unpickles, refusing to load")
-            if name not in _MEMBERS:
-                raise ValueError(f"{source}: unexpected member {name!r} in the archive; a "
-                                 f"dojang model file holds only {list(_MEMBERS)}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"{source}: duplicate members in the archive")
-        for required in _MEMBERS[:2]:
-            if required not in names:
-                raise ValueError(f"{source}: missing {required!r} in the archive")
-        members = {}
-        for info in infos:
-            if info.file_size > _MAX_MEMBER_BYTES:
-                raise ValueError(f"{source}: member {info.filename!r} is too large")
-            try:
-                members[info.filename] = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise ValueError(f"{source}: corrupted member {info.filename!r} ({e})") from None
-    return members
-
-
-def _read_config(blob: bytes, source: str) -> dict:
-    try:
-        config = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{source}: config.json is not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{source}: config.json is not a dojang model config (expected "
-                         f"format {FORMAT!r})")
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{source}: unsupported format_version {version!r}; this dojang "
-                         f"reads version {FORMAT_VERSION}")
-    if not isinstance(config.get("model"), dict):
-        raise ValueError(f"{source}: config.json has no 'model' entry")
-    return config
-
-
 def _restore_training_state(model, state, source: str) -> None:
     if not isinstance(state, dict):
         return
     seed = state.get("fit_seed")
     if seed is not None:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"{source}: training_state.fit_seed must be an int")
-        model._fit_seed = seed
+        model._fit_seed = _check_seed(seed, source)
     rngs = state.get("rng_states") or {}
     for layer in _all_layers(model):
         if layer.name in rngs:
             try:
                 layer._rng.bit_generator.state = rngs[layer.name]
-            except (TypeError, ValueError, KeyError) as e:
+            except (TypeError, ValueError, KeyError, OverflowError) as e:
                 raise ValueError(f"{source}: bad random state for layer '{layer.name}' "
                                  f"({e})") from None
 
 
-def _restore_compile(model, settings, members, source: str) -> None:
+def _check_seed(seed, source: str) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"{source}: Expected training_state.fit_seed to be an int in "
+                         f"[0, 2**64). Received: fit_seed={seed!r}"[:300])
+    return seed
+
+
+def _restore_compile(model, settings, opened: archive.ModelArchive, source: str) -> None:
     from dojang import losses, metrics, optimizers
 
     try:
@@ -250,13 +178,13 @@ def _restore_compile(model, settings, members, source: str) -> None:
                       loss=None if settings.get("loss") is None
                       else losses.deserialize(settings["loss"]),
                       metrics=[metrics.deserialize(m) for m in settings.get("metrics", [])])
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise ValueError(f"{source}: invalid compile settings ({e})") from None
-    if "optimizer.safetensors" in members:
-        state = safetensors.decode(members["optimizer.safetensors"],
-                                   f"{source}!optimizer.safetensors")[0]
+    if opened.has("optimizer.safetensors"):
+        params = model.parameters()
+        state = archive.read_optimizer_state(opened, model.optimizer, params)
         try:
-            model.optimizer.set_state(state)
+            model.optimizer.set_state(state, params)
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(f"{source}: optimizer state does not fit ({e})") from None
 
@@ -283,25 +211,28 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
         >>> dj.models.load_model(p).count_params()
         8
     """
+    from dojang.layers.weight_source import weights_from
+
     if _is_keras(path, ".keras"):
         from dojang.interop.keras_file import load_keras
 
         return load_keras(path)
     source = os.fspath(path)
-    with open(source, "rb") as f:
-        data = f.read()
-    members = _read_archive(data, source)
-    config = _read_config(members["config.json"], source)
-    try:
-        model = deserialize_layer(config["model"], custom_objects)
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from None
-    if not graph.is_model(model):
-        raise ValueError(f"{source}: config describes a {type(model).__name__}, not a model")
-    _build_subclassed(model, config.get("build_input_shape"), source)
-    tensors = safetensors.decode(members["model.safetensors"], f"{source}!model.safetensors")[0]
-    set_weights_from_dict(model, tensors, f"{source}!model.safetensors")
-    if compile and config.get("compile"):
-        _restore_compile(model, config["compile"], members, source)
+    with archive.ModelArchive(path) as opened:
+        config = opened.config()
+        with opened.tensors("model.safetensors") as (stream, entries, where):
+            # Every declared weight is checked against the header before it exists.
+            with weights_from(archive.WeightSource(entries, where)):
+                try:
+                    model = deserialize_layer(config["model"], custom_objects)
+                except (ValueError, RecursionError) as e:
+                    raise ValueError(f"{source}: {e}") from None
+                if not graph.is_model(model):
+                    raise ValueError(f"{source}: config describes a {type(model).__name__}, "
+                                     f"not a model")
+                _build_subclassed(model, config.get("build_input_shape"), source)
+            archive.fill_weights(model, stream, entries, where)
+        if compile and config.get("compile"):
+            _restore_compile(model, config["compile"], opened, source)
     _restore_training_state(model, config.get("training_state"), source)
     return model

@@ -50,6 +50,8 @@ class Sequential(Model):
                             f"of type {type(layer).__name__}")
         if isinstance(layer, InputLayer) and self._stack:
             raise ValueError("Sequential.add: an InputLayer can only be the first layer")
+        if layer._device != self._device:
+            layer.to(self._device)
         self._stack.append(layer)
         self.__dict__["_tracked"] = list(self._stack)
         try:

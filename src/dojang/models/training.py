@@ -196,6 +196,10 @@ class Trainer:
                                  f"Received: {type(validation_data).__name__}")
             val = (_as_array(validation_data[0], "x_val", "fit"),
                    _as_array(validation_data[1], "y_val", "fit"))
+            if len(val[0]) != len(val[1]) or not len(val[0]):
+                raise ValueError(f"fit: Expected validation_data (x_val, y_val) with the same "
+                                 f"number of examples, at least one. Received: "
+                                 f"len(x_val)={len(val[0])}, len(y_val)={len(val[1])}")
         if _is_loader(x):
             # A loader (e.g. dojang.data.BatchLoader) yields its own (x, y) batches per
             # epoch, shuffled and augmented from (seed, epoch): Keras's "dataset" input.
@@ -260,6 +264,9 @@ class Trainer:
         Returns:
             The loss (no metrics compiled), ``[loss, *metrics]``, or a dict with
             ``return_dict=True``.
+
+        Raises:
+            ValueError: x and y of different lengths, or no examples.
         """
         from dojang import callbacks as cb
 
@@ -268,6 +275,9 @@ class Trainer:
         if len(x) != len(y):
             raise ValueError(f"evaluate: x and y must have the same number of examples. "
                              f"Received: len(x)={len(x)}, len(y)={len(y)}")
+        if not len(x):
+            raise ValueError("evaluate: Expected at least one example: the loss of no "
+                             "examples is undefined. Received: len(x)=0")
         batch_size = check_int(batch_size, "batch_size", "evaluate", min_value=1)
         verbose = _verbosity(verbose)
         callback_list = cb.CallbackList(callbacks, add_progbar=bool(verbose), model=self,
@@ -285,7 +295,7 @@ class Trainer:
 
         Returns:
             NumPy array ``(N, ...)`` (on the CPU); a list of them for a model with
-            several outputs.
+            several outputs; ``(0, ...)`` for an empty ``x``.
         """
         from dojang import callbacks as cb
 
@@ -306,4 +316,10 @@ class Trainer:
         callback_list.on_predict_end()
         if outs and isinstance(outs[0], list):
             return [np.concatenate(parts) for parts in zip(*outs)]
-        return np.concatenate(outs) if outs else np.zeros((0,), dtype=self.dtype)
+        if outs:
+            return np.concatenate(outs)
+        # No examples: the right shape, (0, *output), from the model's shape arithmetic.
+        shape = self.compute_output_shape((None,) + tuple(x.shape[1:]))
+        if shape and isinstance(shape[0], (tuple, list)):
+            return [np.zeros((0, *s[1:]), dtype=self.dtype) for s in shape]
+        return np.zeros((0, *shape[1:]), dtype=self.dtype)

@@ -39,11 +39,9 @@ def _read(path, source: _Source):
     import onnx
     from google.protobuf.message import DecodeError
 
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise source.error(f"file of {size} bytes is larger than ONNX's 2 GiB limit")
-    with open(path, "rb") as f:
-        data = f.read()
+    from dojang.fileio import read_capped
+
+    data = read_capped(path, MAX_FILE_BYTES, source=f"onnx.load: {source.path}")
     try:
         proto = onnx.load_model_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as e:
@@ -55,7 +53,7 @@ def _read(path, source: _Source):
     return proto
 
 
-def _external(tensor, source: _Source) -> bytes:
+def _external(tensor, source: _Source, nbytes: int) -> bytes:
     entries = {e.key: e.value for e in tensor.external_data}
     location = entries.get("location", "")
     full = os.path.realpath(os.path.join(source.folder, location))
@@ -74,6 +72,9 @@ def _external(tensor, source: _Source) -> bytes:
         raise source.error(f"tensor {tensor.name!r}: external data range "
                            f"[{offset}, {offset + length}) lies outside {location!r} "
                            f"({size} bytes)")
+    if length != nbytes:
+        raise source.error(f"tensor {tensor.name!r} declares dims {list(tensor.dims)} "
+                           f"({nbytes} bytes) but its external data holds {length} bytes")
     with open(full, "rb") as f:
         f.seek(offset)
         return f.read(length)
@@ -95,11 +96,7 @@ def _array(tensor, source: _Source) -> np.ndarray:
     if tensor.data_type == TensorProto.STRING:
         raise source.error(f"tensor {tensor.name!r} holds strings")
     if tensor.data_location == TensorProto.EXTERNAL:
-        raw = _external(tensor, source)
-        held = len(raw) // dtype.itemsize
-        if held != count or len(raw) % dtype.itemsize:
-            raise source.error(f"tensor {tensor.name!r} declares dims {dims} "
-                               f"({count} values) but its external data holds {len(raw)} bytes")
+        raw = _external(tensor, source, count * dtype.itemsize)
         return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(dims).astype(dtype)
     if tensor.HasField("raw_data"):
         held = len(tensor.raw_data) / dtype.itemsize

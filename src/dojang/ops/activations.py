@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
+from dojang.backends import backend_of
 from dojang.kernels import dispatch
 from dojang.ops.elementwise import _operand
 
@@ -30,21 +29,15 @@ _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
-_math_erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def erf(x):
     """The error function of an array, accurate to double precision, in ``x``'s dtype.
 
-    NumPy has no vectorized ``erf``; ``math.erf`` (correctly rounded in practice) is mapped
-    over the elements. CuPy arrays use ``cupyx.scipy.special.erf``.
+    The array's backend computes it (``Backend.erf``: NumPy maps ``math.erf``, CuPy has
+    ``cupyx.scipy.special.erf``).
     """
-    xp = get_array_module(x)
-    if xp is np:
-        return np.asarray(_math_erf(x), dtype=x.dtype)
-    from cupyx.scipy.special import erf as cupy_erf  # pragma: no cover - needs a GPU
-
-    return cupy_erf(x)  # pragma: no cover
+    return backend_of(x).erf(x)
 
 
 def _stable_sigmoid(x):

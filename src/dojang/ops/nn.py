@@ -16,6 +16,7 @@ import numpy as np
 
 from dojang.autograd import Function, Tensor
 from dojang.backend import get_array_module
+from dojang.backends import check_same_device
 from dojang.kernels import dispatch
 from dojang.ops.elementwise import _operand
 
@@ -147,6 +148,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool,
     gamma = None if gamma is None else _operand(gamma)
     beta = None if beta is None else _operand(beta)
     axis %= x.ndim
+    check_same_device((x.data, _raw(running_mean), _raw(running_var)), "batch_norm")
     if training:
         return BatchNormTrain.apply(x, gamma, beta, axis=axis, epsilon=epsilon,
                                     momentum=momentum, running_mean=_raw(running_mean),

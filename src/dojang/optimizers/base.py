@@ -17,10 +17,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from dojang.autograd import Tensor
-from dojang.backend import get_array_module, to_numpy
+from dojang.backend import check_device, device_of, get_array_module, to_device, to_numpy
+from dojang.backends import check_same_device
 from dojang.optimizers import schedules
 from dojang.registry import Configurable
-from dojang.validation import check_float
+from dojang.validation import check_float, check_int
 
 
 def _optional_positive(value, name: str, owner: str) -> float | None:
@@ -117,6 +118,20 @@ class Optimizer(Configurable):
             self._slots.append(slots)
         self._loaded = None
 
+    def to(self, device: str) -> Optimizer:
+        """Move the slot arrays to ``device`` (``Model.to`` calls this); returns self.
+
+        Slots are created on their parameter's device, and a slot found on another device
+        than its parameter at a step follows the parameter, so this is only needed to
+        move the state ahead of the next step.
+        """
+        device = check_device(device)
+        for slots in self._slots or ():
+            for name, arr in slots.items():
+                slots[name] = to_device(arr, device)
+        self._scratch.clear()
+        return self
+
     def _buffer(self, like):
         """A scratch array shaped like ``like``: a view of one reused flat buffer."""
         xp = get_array_module(like)
@@ -158,8 +173,11 @@ class Optimizer(Configurable):
         for p, g, slots in zip(params, grads, self._slots, strict=True):
             if g is None:
                 continue
+            if type(g) is not type(p.data):
+                check_same_device((p.data, g), f"{type(self).__name__}.apply")
             if slots and type(next(iter(slots.values()))) is not type(p.data):
-                _move_slots(slots, p.data)
+                for name, arr in slots.items():
+                    slots[name] = to_device(arr, device_of(p.data))
             if self.weight_decay:
                 p.data *= 1.0 - lr * self.weight_decay
             self.update(p.data, g, slots, lr, step)
@@ -200,42 +218,72 @@ class Optimizer(Configurable):
                     state[f"{i}/{name}"] = arr.copy()
         return state
 
-    def set_state(self, state: dict) -> None:
+    def state_shapes(self, params: Sequence[Tensor]) -> dict[str, tuple]:
+        """The keys ``get_state`` writes for ``params`` and the shape of each.
+
+        A loader compares a file's header with this before reading any data.
+        """
+        shapes = {"iterations": ()}
+        if self._schedule is None:
+            shapes["learning_rate"] = ()
+        for i, p in enumerate(params):
+            for name in self.slot_names():
+                shapes[f"{i}/{name}"] = tuple(p.shape)
+        return shapes
+
+    def set_state(self, state: dict, params: Sequence[Tensor] | None = None) -> None:
         """Restore ``get_state``'s output; before the first step the slots wait for ``build``.
 
+        Restored values pass the constructor's checks (``learning_rate`` a number >= 0,
+        ``iterations`` an int >= 0).
+
+        Args:
+            state: ``{"iterations", "learning_rate", "<index>/<slot>"...}`` arrays.
+            params: the parameters the slots belong to; when given, the slots are built
+                now and every slot's shape is checked against its parameter.
+
         Raises:
-            ValueError: for missing or unexpected keys, or slot arrays of the wrong shape.
+            ValueError: for missing or unexpected keys, values the constructor refuses, or
+                slot arrays of the wrong shape.
         """
-        owner = type(self).__name__
+        owner = f"{type(self).__name__}.set_state"
         if "iterations" not in state:
-            raise ValueError(f"{owner}.set_state: Expected an 'iterations' entry. Received "
+            raise ValueError(f"{owner}: Expected an 'iterations' entry. Received "
                              f"keys: {sorted(state)}")
+        iterations = check_int(_scalar(state["iterations"], "iterations", owner),
+                               "iterations", owner, min_value=0)
+        lr = None
+        if "learning_rate" in state and self._schedule is None:
+            lr = check_float(_scalar(state["learning_rate"], "learning_rate", owner),
+                             "learning_rate", owner, low=0.0)
         loaded: dict[int, dict[str, np.ndarray]] = {}
         for key, value in state.items():
             if key in ("iterations", "learning_rate"):
                 continue
             index, _, name = key.partition("/")
             if not index.isdigit() or name not in self.slot_names():
-                raise ValueError(f"{owner}.set_state: unexpected key {key!r}; expected "
+                raise ValueError(f"{owner}: unexpected key {key!r}; expected "
                                  f"'<index>/<slot>' with slot in {self.slot_names()}")
             loaded.setdefault(int(index), {})[name] = np.asarray(value)
         n = len(loaded)
         if sorted(loaded) != list(range(n)) or any(
                 set(s) != set(self.slot_names()) for s in loaded.values()):
-            raise ValueError(f"{owner}.set_state: Expected slots {self.slot_names()} for every "
+            raise ValueError(f"{owner}: Expected slots {self.slot_names()} for every "
                              f"parameter index 0..{n - 1}. Received keys: {sorted(state)}")
         if self._slots is not None:
             if n != len(self._slots):
-                raise ValueError(f"{owner}.set_state: the state holds {n} parameters but the "
+                raise ValueError(f"{owner}: the state holds {n} parameters but the "
                                  f"optimizer was built with {len(self._slots)}")
             for i, slots in enumerate(self._slots):
                 for name, arr in slots.items():
                     _copy_into(arr, loaded[i][name], f"{i}/{name}")
         else:
             self._loaded = loaded or None
-        self.iterations = int(np.asarray(state["iterations"]))
-        if "learning_rate" in state and self._schedule is None:
-            self._lr = float(np.asarray(state["learning_rate"]))
+            if params is not None:
+                self.build(list(params))
+        self.iterations = iterations
+        if lr is not None:
+            self._lr = lr
 
     def get_config(self) -> dict:
         lr = schedules.serialize(self._schedule) if self._schedule else self._lr
@@ -257,14 +305,17 @@ def _scale_to_norm(g, norm: float, max_norm: float):
     return g * (max_norm / norm) if norm > max_norm else g
 
 
+def _scalar(value, name: str, owner: str):
+    """A 0-d numeric array as a Python number (the form ``get_state`` writes)."""
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{owner}: Expected {name} to be a numeric scalar. Received: "
+                         f"{name} of shape {arr.shape} and dtype {arr.dtype}")
+    return arr.item()
+
+
 def _copy_into(dst, src: np.ndarray, key: str) -> None:
     if tuple(src.shape) != tuple(dst.shape):
         raise ValueError(f"Optimizer state {key!r}: Expected shape {tuple(dst.shape)}. "
                          f"Received: shape {tuple(src.shape)}")
     dst[...] = get_array_module(dst).asarray(src, dtype=dst.dtype)
-
-
-def _move_slots(slots: dict, like) -> None:
-    xp = get_array_module(like)
-    for name, arr in slots.items():
-        slots[name] = xp.asarray(to_numpy(arr) if xp is np else arr)

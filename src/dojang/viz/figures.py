@@ -7,6 +7,14 @@ import math
 import numpy as np
 
 
+def _host(a, dtype) -> np.ndarray:
+    """``a`` (a Tensor, or an array on any device) as a NumPy array, fetched explicitly."""
+    from dojang.autograd import Tensor
+    from dojang.backend import to_numpy
+
+    return np.asarray(a.numpy() if isinstance(a, Tensor) else to_numpy(a), dtype=dtype)
+
+
 def _tile(images: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = np.nan):
     """Tile ``images`` (n, h, w[, 3]) into one (rows*(h+pad)-pad, cols*(w+pad)-pad) grid."""
     n, h, w = images.shape[:3]
@@ -28,7 +36,7 @@ def filter_grid(kernel, cols: int | None = None, channel: int | None = None) -> 
     channel ``channel`` (default 0) of filter ``k`` unscaled, so the grid holds the
     layer's weights. Gaps between tiles are NaN.
     """
-    k = np.asarray(kernel, dtype=np.float64)
+    k = _host(kernel, np.float64)
     if k.ndim != 4:
         raise ValueError(f"filter_grid: Expected a 2-d conv kernel of shape (KH, KW, C_in, C_out)."
                          f" Received: shape={k.shape}")
@@ -47,7 +55,7 @@ def filter_grid(kernel, cols: int | None = None, channel: int | None = None) -> 
 
 def feature_map_grid(maps, cols: int | None = None) -> np.ndarray:
     """Tile one example's feature maps ``(H, W, C)`` into a grid, channel ``c`` at tile ``c``."""
-    m = np.asarray(maps, dtype=np.float64)
+    m = _host(maps, np.float64)
     if m.ndim != 3:
         raise ValueError(f"feature_map_grid: Expected maps of shape (H, W, C). Received: "
                          f"shape={m.shape}")
@@ -76,7 +84,7 @@ def feature_maps(model, image, layer_types=("Conv2D",),
     from dojang.models import Model, Sequential
     from dojang.models.model import Functional
 
-    x = np.asarray(image, dtype=np.float32)[None]
+    x = _host(image, np.float32)[None]
     if isinstance(model, Sequential):
         out = []
         with no_grad():
@@ -139,7 +147,7 @@ def plot_feature_maps(maps: list[tuple[str, np.ndarray]], image, path) -> str:
     """Draw the input image and each layer's feature-map grid side by side."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(maps) + 1, figsize=(5 * (len(maps) + 1), 5))
-    img = np.asarray(image, dtype=np.float64)
+    img = _host(image, np.float64)
     axes[0].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
     axes[0].set_title("input")
     for ax, (name, m) in zip(axes[1:], maps):
