@@ -46,7 +46,7 @@ def _is_keras(path, suffix: str) -> bool:
 def save_weights(model, path) -> None:
     """Write the model's weights to a safetensors file (Keras HDF5 for ``.h5``), atomically."""
     if _is_keras(path, ".h5"):
-        from dojang.interop.keras_file import save_weights_h5
+        from dojang.models.keras_file import save_weights_h5
 
         return save_weights_h5(model, path)
     atomic_write(path, safetensors.encode(weights_to_dict(model), {"format": FORMAT}))
@@ -61,7 +61,7 @@ def load_weights(model, path) -> None:
     the data then goes straight into the weights.
     """
     if _is_keras(path, ".h5"):
-        from dojang.interop.keras_file import load_weights_h5
+        from dojang.models.keras_file import load_weights_h5
 
         return load_weights_h5(model, path)
     with archive.weights_file(path) as (stream, entries, source):
@@ -97,7 +97,7 @@ def save_model(model, path) -> None:
         ValueError: if the model is not built yet (its weights do not exist).
     """
     if _is_keras(path, ".keras"):
-        from dojang.interop.keras_file import save_keras
+        from dojang.models.keras_file import save_keras
 
         return save_keras(model, path)
     if not model.built or (not model.weights and model._build_shape is None and
@@ -194,7 +194,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
 
     Args:
         path: the ``.dojang`` file, or a ``.keras`` file (read by
-            ``dojang.interop.keras_file``; ``custom_objects`` and ``compile`` do not apply).
+            ``dojang.models.keras_file``; ``custom_objects`` and ``compile`` do not apply).
         custom_objects: ``{class_name: class}`` for your own layer or model classes.
         compile: restore the optimizer (with its state), loss and metrics.
 
@@ -214,7 +214,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     from dojang.layers.weight_source import weights_from
 
     if _is_keras(path, ".keras"):
-        from dojang.interop.keras_file import load_keras
+        from dojang.models.keras_file import load_keras
 
         return load_keras(path)
     source = os.fspath(path)

@@ -109,7 +109,7 @@ def _array(tensor, source: _Source) -> np.ndarray:
 
 
 def _inputs(graph, initializers: set, source: _Source):
-    import dojang as dj
+    from dojang.layers.input import Input
 
     out = []
     for value in graph.input:
@@ -137,7 +137,7 @@ def _inputs(graph, initializers: set, source: _Source):
         if dtype.kind != "f":
             raise source.error(f"input {value.name!r} has dtype {dtype}; dojang models take "
                                f"float inputs")
-        tensor = dj.Input(tuple(dims[1:]), dtype=dtype)
+        tensor = Input(tuple(dims[1:]), dtype=dtype)
         out.append((value.name, R.Sym(tensor, tuple(range(len(dims))))))
     return out
 
@@ -309,7 +309,7 @@ def load(path):
         >>> dj.onnx.load(p).count_params()
         8
     """
-    import dojang as dj
+    from dojang.models import Model
 
     source = _Source(os.fspath(path))
     proto = _read(source.path, source)
@@ -349,8 +349,8 @@ def load(path):
                                f"(axes {sym.perm}); dojang has no transpose layer")
         outputs.append(sym.tensor)
     xs = [s.tensor for _, s in inputs]
-    return dj.Model(xs if len(xs) > 1 else xs[0], outputs if len(outputs) > 1 else outputs[0],
-                    name=_model_name(graph.name))
+    return Model(xs if len(xs) > 1 else xs[0], outputs if len(outputs) > 1 else outputs[0],
+                 name=_model_name(graph.name))
 
 
 def _model_name(name: str) -> str:

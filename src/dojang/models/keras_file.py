@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 
 from dojang.fileio import atomic_write
-from dojang.interop import keras_config as KC
+from dojang.models import keras_config as KC
 
 KERAS_VERSION = "3.0.0"
 MAX_MEMBER_BYTES = 8 * 2**30
@@ -309,8 +309,10 @@ def load_keras(path):
 
 
 def _build(config: dict):
-    import dojang as dj
+    from dojang.layers.base import REGISTRY  # the model classes, without an import circle
     from dojang.layers.input import InputLayer
+
+    Sequential, Functional = REGISTRY["Sequential"], REGISTRY["Functional"]
 
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ValueError("config.json holds no model config")
@@ -320,7 +322,7 @@ def _build(config: dict):
         raise ValueError(f"config.json: model {kind!r} lists no layers")
     if kind == "Sequential":
         layers = [KC.layer_from_keras(e) for e in entries]
-        model = dj.Sequential(layers, name=body.get("name"))
+        model = Sequential(layers, name=body.get("name"))
         if not model.built:
             shape = (config.get("build_config") or {}).get("input_shape")
             if shape is None:
@@ -352,8 +354,8 @@ def _build(config: dict):
         return [tensors[tuple(s)] for s in spec]
 
     ins, outs = ends(body["input_layers"]), ends(body["output_layers"])
-    model = dj.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0],
-                     name=body.get("name"))
+    model = Functional(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0],
+                       name=body.get("name"))
     return model, layers
 
 
