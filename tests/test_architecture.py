@@ -35,7 +35,8 @@ LAYERS = [
     ("layers",),
     # distribute: the fit loop's strategy hook (its base lives beside the fit loop)
     ("models", "callbacks", "data", "datasets", "distribute"),
-    ("cli", "viz", "onnx", "interop", "recipes", "zoo", "demo", "image", "__main__"),
+    ("cli", "cli_show", "viz", "onnx", "interop", "recipes", "zoo", "demo", "image",
+     "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
@@ -47,6 +48,10 @@ ALLOWED_UP: dict[tuple[str, str], str] = {
     ("dojang.backends.numpy_backend", "dojang.kernels.threads"):
         "the NumPy backend's threads are the batch-splitting pool, which still lives in "
         "kernels/ until the kernel reorganisation moves it under backends/",
+    ("dojang.callbacks.tensorboard", "dojang.viz.figures"):
+        "TensorBoard's images are the viz figures' arrays (lazy, only with write_images)",
+    ("dojang.callbacks.tensorboard", "dojang.viz.probe"):
+        "TensorBoard's feature-map images read a layer's output as viz does (lazy)",
 }
 
 MAX_LINES = 500

@@ -461,3 +461,45 @@ def test_seed_recipe_data_from_the_system_directory(monkeypatch, tmp_path):
     np.testing.assert_array_equal(np.bincount(y_train), np.full(10, 6_000))
     np.testing.assert_array_equal(np.bincount(y_test), np.full(10, 1_000))
     assert list(os.listdir(tmp_path)) == []
+
+
+def test_device_option_is_checked_before_any_work(tmp_path, capsys):
+    from dojang import cli
+
+    for argv in (["train", "--device", "tpu", "--out", str(tmp_path / "r")],
+                 ["evaluate", str(tmp_path), "--device", "gpu:x"],
+                 ["predict", str(tmp_path), "a.png", "--device", "tpu"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"dojang {argv[0]}: error: Expected device to be one of")
+        assert "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_on_a_device_saves_files_any_device_reads(ws, run_a):
+    """``--device`` (strict: CuPy's rules without a GPU) for train, evaluate and predict;
+    the files it writes are the CPU's files."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {"DOJANG_TEST_MODULE": "tests.strict_cli",
+           "PYTHONPATH": os.pathsep.join([ws.env["PYTHONPATH"], root])}
+    run_dir = ws.root / "on-strict"
+    args = ["train", "--epochs", "2", "--batch-size", "32", "--limit", "240", "--seed", "3",
+            "--verbose", "0", "--device", "strict", "--out", run_dir]
+    proc = ws.run(*args, env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    state = read_state(run_dir)
+    assert state["finished"] and state["epoch"] == 2
+    cpu = ws.run("evaluate", run_dir)  # a file written from the device, read on the CPU
+    strict_eval = ws.run("evaluate", run_dir, "--device", "strict", env=env)
+    assert cpu.returncode == strict_eval.returncode == 0, cpu.stderr + strict_eval.stderr
+    accuracy = re.findall(r"test accuracy: ([0-9.]+)", cpu.stdout)
+    assert accuracy and accuracy == re.findall(r"test accuracy: ([0-9.]+)", strict_eval.stdout)
+    png = ws.root / "digit.png"
+    from PIL import Image
+
+    Image.fromarray(ws.arrays[2][0]).save(png)
+    on_device = ws.run("predict", run_a[0], png, "--device", "strict", env=env)
+    on_cpu = ws.run("predict", run_a[0], png, data=False)
+    assert on_device.returncode == 0, on_device.stderr
+    top = [p.stdout.split(": ", 1)[1].split(",")[0].rsplit(" ", 1)[0] for p in (on_device, on_cpu)]
+    assert top[0] == top[1]

@@ -227,3 +227,28 @@ def test_symbolic_shapes_and_saving_of_a_model_on_the_strict_device(tmp_path):
     model.load_weights(tmp_path / "w.safetensors")
     assert all(w.device == "strict" for w in model.weights)
     np.testing.assert_array_equal(model.predict(x), expected)
+
+
+def test_a_device_scope_places_new_layers_and_models_there():
+    strict.enable()
+    with dj.device("strict"):
+        model = dj.Sequential([dj.layers.Dense(3, input_shape=(4,)), dj.layers.Dense(2)])
+        assert dj.backends.default_device() == "strict"
+    assert dj.backends.default_device() == "cpu"
+    assert {w.device for w in model.weights} == {"strict"}
+    y = model(np.ones((5, 4), np.float32))
+    assert y.device == "strict" and y.shape == (5, 2)
+    with pytest.raises(ValueError, match="Expected device to be one of"):
+        with dj.device("tpu"):
+            pass
+
+
+def test_staging_moves_host_batches_to_the_device_and_leaves_cpu_batches_alone():
+    strict.enable()
+    batches = [(np.ones((2, 3), np.float32), np.arange(2)), (np.zeros((1, 3)), None)]
+    staged = list(dj.backends.get("strict").stage(iter(batches), "strict"))
+    assert [tuple(None if a is None else dj.backends.device_of(a) for a in b)
+            for b in staged] == [("strict", "strict"), ("strict", None)]
+    np.testing.assert_array_equal(dj.backends.to_numpy(staged[0][1]), np.arange(2))
+    cpu = list(dj.backends.get("cpu").stage(iter(batches), "cpu"))
+    assert cpu[0][0] is batches[0][0]

@@ -158,18 +158,22 @@ def test_feature_maps_of_resnet20_start_at_the_stem():
     assert second.shape == (8, 8, 16)
 
 
-def test_feature_maps_rejects_a_subclassed_model():
+def test_feature_maps_of_a_subclassed_model():
     class Net(dj.Model):
         def __init__(self):
             super().__init__()
             self.conv = L.Conv2D(2, 3)
+            self.dense = L.Dense(3)
 
         def call(self, x, training=False):
-            return self.conv(x)
+            return self.dense(L.Flatten()(self.conv(x)))
 
-    with pytest.raises(TypeError, match="feature_maps: Expected a Sequential or single-input "
-                                        "functional model. Received: Net"):
-        viz.feature_maps(Net(), np.zeros((5, 5, 1)))
+    net = Net()
+    image = np.random.default_rng(0).random((5, 5, 1)).astype(np.float32)
+    net(image[None])
+    [(name, maps)] = viz.feature_maps(net, image)
+    assert name == net.conv.name
+    np.testing.assert_allclose(maps, net.conv(image[None]).numpy()[0])
 
 
 # ---------------------------------------------------------------- PNG files
@@ -217,3 +221,20 @@ def test_plot_feature_maps_and_confusion_matrix(tmp_path):
     assert wide.shape[1] > 2 * wide.shape[0]  # input + two grids side by side
     matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
     read_png(viz.plot_confusion_matrix(matrix, ["a", "b", "c"], tmp_path / "cm.png"))
+
+
+def test_figures_leave_pyplots_backend_and_open_figures_alone(tmp_path):
+    """In Jupyter the inline backend must survive a dojang figure (no matplotlib.use)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        open_before = plt.get_fignums()
+        dj.viz.plot_filters(np.random.default_rng(0).random((3, 3, 1, 4)), tmp_path / "f.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_before
+        assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

@@ -14,6 +14,7 @@ from dojang import (
     callbacks,
     config,
     data,
+    distribute,
     functional,
     initializers,
     layers,
@@ -28,6 +29,7 @@ from dojang import (
     zoo,
 )
 from dojang.autograd import Function, Tensor
+from dojang.backends import device
 from dojang.config import (
     default_dtype,
     enable_grad,
@@ -41,7 +43,7 @@ from dojang.layers import Input
 from dojang.models import Model, Sequential
 from dojang.version import __version__
 
-_LAZY = ("datasets", "viz", "recipes", "cli", "onnx", "interop")
+_LAZY = ("datasets", "image", "viz", "recipes", "cli", "onnx", "interop")
 
 
 def __getattr__(name):
@@ -56,9 +58,8 @@ def __getattr__(name):
 
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
-    "config", "data", "datasets", "default_dtype", "enable_grad", "functional",
-    "get_default_dtype", "im2col_budget",
-    "initializers", "interop", "is_grad_enabled", "layers", "losses", "metrics", "models",
-    "no_grad", "onnx", "ops",
+    "config", "data", "datasets", "default_dtype", "device", "distribute", "enable_grad",
+    "functional", "get_default_dtype", "im2col_budget", "image", "initializers", "interop",
+    "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "onnx", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

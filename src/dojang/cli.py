@@ -5,10 +5,13 @@ Examples::
     dojang train                               # the seed recipe on Fashion-MNIST
     dojang train --recipe fast --out runs/fast
     dojang train --resume runs/fast            # continue an interrupted run
+    mpiexec -n 4 dojang train --distributed    # data-parallel over 4 MPI processes
     dojang evaluate runs/fast
     dojang predict runs/fast shirt.png --top-k 3
     dojang export runs/fast --onnx fast.onnx --keras fast.keras
     dojang summary fashion_cnn
+    dojang show features runs/fast shirt.png --layer conv2d_1   # see dojang/cli_show.py
+    dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
 
 Bad arguments, user errors and operating-system errors (read-only or full disk, missing
 permission) print one line (``dojang: error: ...``) and exit with status 2; what can be
@@ -74,23 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     t.add_argument("--data-dir", help="directory holding the dataset files")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    _device_option(t)
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of an MPI launch: mpiexec -n 4 "
+                        "dojang train --distributed (--batch-size is per process)")
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run",
                        description="Evaluate a run's final model on its test set.")
     e.add_argument("run", help="run directory")
     e.add_argument("--data-dir", help="directory holding the dataset files")
+    _device_option(e)
 
     pr = sub.add_parser("predict", help="classify image files with a run's model",
                         description="Print the top-k classes of each image.")
-    pr.add_argument("run", help="run directory")
+    pr.add_argument("run", help="run directory or model file (.dojang)")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--top-k", type=_positive_int, default=3)
+    _device_option(pr)
     pr.add_argument("--invert", action="store_true",
                     help="invert grey levels (Fashion-MNIST items are light on black)")
 
     x = sub.add_parser("export", help="write a run's model as ONNX or Keras 3 files",
                        description="Export a run's final model for other runtimes.")
-    x.add_argument("run", help="run directory")
+    x.add_argument("run", help="run directory or model file (.dojang, .keras)")
     x.add_argument("--onnx", metavar="PATH", help="write an ONNX file")
     x.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default 17)")
     x.add_argument("--channels-first-io", action="store_true",
@@ -100,7 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a zoo model's summary",
                        description="Print the layer table of a zoo model.")
     s.add_argument("model", choices=sorted(zoo.MODELS))
+
+    from dojang import cli_show
+
+    cli_show.register(sub)
     return p
+
+
+def _device_option(parser) -> None:
+    parser.add_argument("--device", default="cpu",
+                        help="where the model computes: cpu (default), gpu or gpu:N "
+                             "(needs dojang[gpu])")
 
 
 def cmd_train(args) -> int:
@@ -113,7 +132,7 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume continues the run as it was; drop "
                              f"{', '.join('--' + k.replace('_', '-') for k in overrides)}")
         recipes.train(None, args.resume, resume=True, data_dir=args.data_dir,
-                      verbose=args.verbose)
+                      verbose=args.verbose, strategy=_strategy(args))
         return 0
     recipe = dataclasses.replace(recipes.RECIPES[args.recipe])
     for key in ("model", "dataset", "epochs", "batch_size", "optimizer", "lr", "seed", "limit"):
@@ -121,27 +140,32 @@ def cmd_train(args) -> int:
             setattr(recipe, key, getattr(args, key))
     out = args.out or os.path.join("runs", f"{args.recipe}-{recipe.model}-{recipe.dataset}")
     recipes.train(recipe, out, recipe_name=args.recipe, data_dir=args.data_dir,
-                  verbose=args.verbose)
+                  verbose=args.verbose, strategy=_strategy(args))
     return 0
 
 
-def _final_model(run: str):
-    from dojang import models, recipes
-    from dojang.fileio import confined
+# Variables an MPI launcher sets in each process it starts (MPICH/Hydra, Open MPI, PMIx).
+_LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
-    state = recipes.read_run(run)
-    path = confined(run, "model.dojang", "model")
-    if not os.path.exists(path):
-        if not state.get("checkpoint"):
-            raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
-        path = confined(run, state["checkpoint"], "checkpoint")
-    return state, models.load_model(path)
+
+def _strategy(args):
+    """``MPIStrategy`` for ``--distributed`` under an MPI launcher; else None (one process)."""
+    if not args.distributed:
+        return None
+    if not any(v in os.environ for v in _LAUNCHER_VARIABLES):
+        print("dojang train: --distributed: not started by an MPI launcher; training as one "
+              "process. Start N processes with: mpiexec -n N dojang train --distributed",
+              file=sys.stderr)
+        return None
+    from dojang.distribute import MPIStrategy
+
+    return MPIStrategy()
 
 
 def cmd_evaluate(args) -> int:
     from dojang import metrics, recipes
 
-    state, model = _final_model(args.run)
+    state, model = recipes.final_model(args.run)
     recipe = recipes.Recipe(**state["recipe"])
     _, (x_test, y_test), class_names = recipes.load_dataset(recipe.dataset, args.data_dir,
                                                             recipe.limit)
@@ -156,31 +180,19 @@ def cmd_evaluate(args) -> int:
 
 def load_image(path: str, height: int, width: int, channels: int, invert: bool = False):
     """Read an image file as a float32 (H, W, C) array in [0, 1] at the model's size."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError("predict needs Pillow to read images: pip install 'dojang[images]'"
-                         ) from None
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((width, height), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ValueError(f"no such image file: {path!r}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read {path!r} as an image: {e}") from None
-    if channels not in (1, 3):
-        raise ValueError(f"the model expects {channels} channels; images have 1 or 3")
-    arr = arr.reshape(height, width, channels)
+    from dojang.image import load
+
+    arr = load(path, (height, width), channels)
     return 1.0 - arr if invert else arr
 
 
 def cmd_predict(args) -> int:
+    from dojang import recipes
+
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:  # checked before the model is loaded
         raise ValueError(f"no such image file: {missing[0]!r}")
-    state, model = _final_model(args.run)
+    state, model = recipes.final_model(args.run, files=True)
     names = state.get("class_names") or []
     h, w, c = model.input_shape[1:]
     batch = np.stack([load_image(p, h, w, c, args.invert) for p in args.images])
@@ -198,7 +210,9 @@ def cmd_export(args) -> int:
         raise ValueError("nothing to write; give --onnx PATH and/or --keras PATH")
     if args.keras and not args.keras.endswith(".keras"):
         raise ValueError(f"--keras expects a path ending in .keras, got {args.keras!r}")
-    _, model = _final_model(args.run)
+    from dojang import recipes
+
+    _, model = recipes.final_model(args.run, files=True)
     if args.onnx:
         from dojang import onnx
 
@@ -223,16 +237,25 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv=None) -> int:
+    from dojang import backends
+    from dojang.distribute import CollectiveTimeout
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = getattr(args, "func", None) or COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        with backends.device(getattr(args, "device", "cpu")):  # new models are made there
+            return command(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, OSError) as e:
-        # OSError: a read-only --out, a full disk, a missing permission or file.
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        # OSError: a read-only --out, a full disk, a missing permission or file;
+        # ImportError: --distributed without mpi4py.
         print(f"dojang {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except CollectiveTimeout as e:  # another process of an MPI launch died or hangs
+        print(f"dojang {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -25,9 +25,14 @@ class Metric(Configurable):
 
     Args:
         name: name in logs and History (defaults to the Keras name of the metric).
+
+    ``state_names`` lists the attributes that hold the metric's additive state: summed over
+    processes, they give the metric of all the data (distributed training sums them; a
+    metric without them reports its own process's value).
     """
 
     default_name = "metric"
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, name: str | None = None):
         self.name = self.default_name if name is None else name
@@ -61,6 +66,7 @@ class Mean(Metric):
     """
 
     default_name = "mean"
+    state_names = ("total", "count")
 
     def reset_state(self) -> None:
         self.total = 0.0
@@ -220,6 +226,8 @@ class _Counts(Metric):
     A prediction is positive when ``y_pred > threshold``; with ``class_id`` only that
     column of (N, C) targets and predictions is used.
     """
+
+    state_names = ("true_positives", "false_positives", "false_negatives")
 
     def __init__(self, thresholds: float | None = None, class_id: int | None = None,
                  name: str | None = None):

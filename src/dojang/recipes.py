@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dojang.callbacks import Callback, EarlyStopping
+from dojang.distribute.base import current as current_strategy
 from dojang.fileio import (
     atomic_write,
     atomic_write_json,
@@ -101,6 +102,29 @@ def read_run(run_dir: str) -> dict:
     return state
 
 
+def final_model(run: str, files: bool = False):
+    """``(run state, model)`` of a run directory: its final model, else its last checkpoint.
+
+    With ``files``, a path to a model file gives ``({}, model)``, read by
+    ``dojang.models.load_model`` (which picks the reader for the file's format).
+
+    Raises:
+        ValueError: not a run directory (or model file), or a run without a finished epoch.
+    """
+    from dojang import models
+    from dojang.fileio import confined
+
+    if files and os.path.isfile(run):
+        return {}, models.load_model(run)
+    state = read_run(run)
+    path = confined(run, "model.dojang", "model")
+    if not os.path.exists(path):
+        if not state.get("checkpoint"):
+            raise ValueError(f"run {run!r} has no model yet (no finished epoch)")
+        path = confined(run, state["checkpoint"], "checkpoint")
+    return state, models.load_model(path)
+
+
 def history_csv(history: dict) -> str:
     keys = list(history)
     n = max((len(v) for v in history.values()), default=0)
@@ -119,7 +143,7 @@ class RunCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         ckpt = f"ckpt-{epoch + 1:03d}.dojang"
-        self.model.save(os.path.join(self.run_dir, ckpt))
+        self.model.save(os.path.join(self.run_dir, ckpt))  # writes on the chief only
         history = self.state["history"]
         for k, v in (logs or {}).items():
             history.setdefault(k, []).append(float(v))
@@ -132,6 +156,8 @@ class RunCheckpoint(Callback):
                                             "stopped_epoch": es.stopped_epoch}
         old = self.state.get("checkpoint")
         self.state.update(epoch=epoch + 1, checkpoint=ckpt)
+        if not current_strategy().is_chief:  # every process keeps the state; one writes
+            return
         atomic_write_json(os.path.join(self.run_dir, "run.json"), self.state)
         atomic_write(os.path.join(self.run_dir, "history.csv"), history_csv(history))
         if old and old != ckpt:
@@ -266,53 +292,120 @@ def _augmenter(recipe: Recipe):
     return _augment().compose(*(AUGMENTATIONS[name] for name in recipe.augment))
 
 
+def _resumable(run_dir: str) -> dict:
+    """``run.json`` of a run whose model file (the final one or the checkpoint) exists."""
+    state = read_run(run_dir)
+    needed = "model.dojang" if state.get("finished") else state.get("checkpoint")
+    if needed and not os.path.isfile(confined(run_dir, needed, "checkpoint")):
+        raise ValueError(f"run {run_dir!r}: {needed} is missing; the run cannot resume")
+    return state
+
+
+def _from_chief(strategy, read):
+    """``read()`` (JSON data) run on the chief and given to every process; a ValueError or
+    OSError it raises is raised on every process (as a ValueError on the others)."""
+    if strategy.size == 1:
+        return read()
+    result = {"error": None, "value": None}
+    if strategy.is_chief:
+        try:
+            result["value"] = read()
+        except (ValueError, OSError) as e:
+            result["error"] = str(e)
+    result = strategy.broadcast(result)
+    if result["error"] is not None:
+        raise ValueError(result["error"])
+    return result["value"]
+
+
+def _load(strategy, path: str, compile: bool = True):
+    """The model file the chief reads, loaded on every process (other hosts may not see
+    the chief's directory, so its bytes are broadcast)."""
+    import tempfile
+
+    from dojang import models
+
+    if strategy.size == 1:
+        return models.load_model(path, compile=compile)
+    if strategy.is_chief:
+        with open(path, "rb") as f:
+            strategy.broadcast(f.read())
+        return models.load_model(path, compile=compile)
+    blob = strategy.broadcast(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        with open(local, "wb") as f:
+            f.write(blob)
+        return models.load_model(local, compile=compile)
+
+
+def _quiet(*args, **kwargs):
+    """The print function of processes other than the chief."""
+
+
 def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: bool = False,
-          data_dir: str | None = None, verbose: int = 1, print_fn=print) -> dict:
+          data_dir: str | None = None, verbose: int = 1, print_fn=print,
+          strategy=None) -> dict:
     """Train ``recipe`` into ``run_dir`` (or resume it there); return the final results.
+
+    Under a strategy of several processes (``dojang train --distributed``) the batch size is
+    per process, every process loads the data set, the chief alone reads and writes the
+    run directory (it broadcasts what it reads, so resuming works with any number of
+    processes) and prints.
 
     Returns:
         ``{"test_accuracy", "test_loss", "epochs", "confusion_matrix", "files"}``.
     """
-    from dojang import models, random
+    from dojang import random
     from dojang.data import BatchLoader
+    from dojang.distribute.base import resolve
 
+    strategy = resolve(strategy, "train")
+    chief = strategy.is_chief
+    if not chief:
+        print_fn, verbose = _quiet, 0
     if resume:
-        state = read_run(run_dir)
+        state = _from_chief(strategy, lambda: _resumable(run_dir))
         recipe = Recipe(**state["recipe"])
-        needed = "model.dojang" if state.get("finished") else state.get("checkpoint")
-        if needed and not os.path.isfile(confined(run_dir, needed, "checkpoint")):
-            raise ValueError(f"run {run_dir!r}: {needed} is missing; the run cannot resume")
     else:
-        if os.path.exists(os.path.join(run_dir, "run.json")):
-            raise ValueError(f"run directory {run_dir!r} already holds a run; pass --resume "
-                             f"{run_dir} to continue it or choose another --out")
+        def fresh():
+            if os.path.exists(os.path.join(run_dir, "run.json")):
+                raise ValueError(f"run directory {run_dir!r} already holds a run; pass "
+                                 f"--resume {run_dir} to continue it or choose another --out")
+
+        _from_chief(strategy, fresh)
         state = new_state(recipe, recipe_name)
-    # Before the long work: the run must be writable, and killed writes leave no litter.
-    check_writable(run_dir)
-    remove_orphans(run_dir)
+
+    def prepare():  # before the long work: writable, and no litter of killed writes
+        check_writable(run_dir)
+        remove_orphans(run_dir)
+
+    _from_chief(strategy, prepare)
     (x_train, y_train), (x_test, y_test), class_names = load_dataset(
         recipe.dataset, data_dir, recipe.limit)
     state["class_names"] = class_names
     random.set_seed(recipe.seed)
     n_val = int(len(x_train) * recipe.validation_split)
     n_fit = len(x_train) - n_val
-    steps = -(-n_fit // recipe.batch_size)
+    steps = -(-n_fit // (recipe.batch_size * strategy.size))
     final = confined(run_dir, "model.dojang", "model")
     if resume and state.get("finished"):
-        model = models.load_model(final)
+        model = _load(strategy, final)
     elif resume and state.get("checkpoint"):
-        model = models.load_model(confined(run_dir, state["checkpoint"], "checkpoint"))
+        model = _load(strategy, confined(run_dir, state["checkpoint"], "checkpoint"))
     else:
         model = build_model(recipe, x_train.shape[1:], len(class_names), steps)
         # Written before the first epoch so that a run interrupted in it can be resumed.
-        atomic_write_json(os.path.join(run_dir, "run.json"), state)
+        if chief:
+            atomic_write_json(os.path.join(run_dir, "run.json"), state)
     callbacks = []
     early = None
     if recipe.patience is not None and n_val > 0:
         best = None
         best_path = confined(run_dir, "best.dojang", "best model")
-        if resume and state.get("early_stopping") and os.path.exists(best_path):
-            best = models.load_model(best_path, compile=False).get_weights()
+        if resume and state.get("early_stopping") and _from_chief(
+                strategy, lambda: os.path.exists(best_path)):
+            best = _load(strategy, best_path, compile=False).get_weights()
         early = _ResumedEarlyStopping(state.get("early_stopping") if resume else None, best,
                                       monitor="val_loss", patience=recipe.patience,
                                       restore_best_weights=True, verbose=int(verbose > 0))
@@ -332,7 +425,7 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
         try:
             model.fit(loader, epochs=done if stopped else recipe.epochs,
                       initial_epoch=done, callbacks=callbacks, validation_data=validation,
-                      verbose=verbose)
+                      verbose=verbose, strategy=strategy)
             if interrupt.interrupted:  # Ctrl-C during validation or the checkpoint
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -344,23 +437,32 @@ def train(recipe: Recipe, run_dir: str, *, recipe_name: str = "custom", resume: 
             signal.signal(signal.SIGINT, old_handler)
         # The final model is saved before the run is marked finished, so that resuming a
         # run interrupted later (evaluation, plots) uses these weights, not the checkpoint.
-        model.save(final)
+        model.save(final)  # the chief writes
         state["finished"] = True
-        atomic_write_json(os.path.join(run_dir, "run.json"), state)
-    return finish(model, run_dir, state, (x_test, y_test), class_names, print_fn)
+        if chief:
+            atomic_write_json(os.path.join(run_dir, "run.json"), state)
+    return finish(model, run_dir, state, (x_test, y_test), class_names, print_fn, strategy)
 
 
-def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print) -> dict:
-    """Evaluate the final model on the test set, draw the plots; return the results."""
+def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print,
+           strategy=None) -> dict:
+    """Evaluate the final model on the test set, draw the plots (on the chief); return the
+    results (on every process)."""
     from dojang import metrics, viz
+    from dojang.distribute.base import resolve
 
     x_test, y_test = test
     final = os.path.join(run_dir, "model.dojang")
-    logs = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
-    probs = model.predict(x_test, batch_size=256)
+    logs = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True,
+                          strategy=strategy)
+    probs = model.predict(x_test, batch_size=256, strategy=strategy)
     matrix = metrics.confusion_matrix(y_test, probs.argmax(axis=-1),
                                       num_classes=len(class_names))
-    files = [final]
+    results = {"test_accuracy": float(logs["accuracy"]), "test_loss": float(logs["loss"]),
+               "epochs": state["epoch"], "confusion_matrix": matrix.tolist(), "files": [final]}
+    if not resolve(strategy, "finish").is_chief:
+        return results
+    files = results["files"]
     try:
         files.append(viz.plot_history(state["history"], os.path.join(run_dir, "history.png")))
         conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
@@ -373,8 +475,6 @@ def finish(model, run_dir: str, state: dict, test, class_names, print_fn=print) 
                                                os.path.join(run_dir, "confusion.png")))
     except ImportError:
         print_fn("matplotlib is not installed: no plots (pip install dojang[plots])")
-    results = {"test_accuracy": float(logs["accuracy"]), "test_loss": float(logs["loss"]),
-               "epochs": state["epoch"], "confusion_matrix": matrix.tolist(), "files": files}
     atomic_write_json(os.path.join(run_dir, "results.json"), results)
     print_fn(f"test accuracy: {results['test_accuracy']:.4f}   test loss: "
              f"{results['test_loss']:.4f}   ({state['epoch']} epochs)")

@@ -16,6 +16,11 @@ recycling              on (``DOJANG_RECYCLE``)     large kernel outputs reuse ke
                                                    (``kernels.alloc``); ``0`` turns it off
 threads                1 (``DOJANG_NUM_THREADS``)  threads that split NumPy array work over
                                                    the batch (1 to 8; ``kernels.threads``)
+MPI timeout            30 s                        seconds ``MPIStrategy`` waits for the
+                       (``DOJANG_MPI_TIMEOUT``)    other ranks before ``CollectiveTimeout``
+GPU TF32               off (``DOJANG_GPU_TF32``)   ``1``: float32 GEMMs on the GPU use TF32
+                                                   tensor cores (10-bit mantissa products;
+                                                   read when CuPy is first loaded)
 =====================  ==========================  =========================================
 
 The environment is read once, when this module is imported; a ``with`` block
@@ -40,7 +45,7 @@ from contextvars import ContextVar
 import numpy as np
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
-VARIANTS = ("reference", "numba")
+VARIANTS = ("reference", "numba", "cuda")
 MAX_THREADS = 8
 
 
@@ -53,6 +58,9 @@ def _env_threads(value: str) -> int:
 JIT_DEFAULT = os.environ.get("DOJANG_JIT", "1") != "0"
 RECYCLE_DEFAULT = os.environ.get("DOJANG_RECYCLE", "1") != "0"
 THREADS_DEFAULT = _env_threads(os.environ.get("DOJANG_NUM_THREADS", ""))
+# Parsed (and refused when not a number) by MPIStrategy, the one reader.
+MPI_TIMEOUT_TEXT = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
+GPU_TF32 = os.environ.get("DOJANG_GPU_TF32", "0") == "1"
 
 _grad_enabled: ContextVar[bool] = ContextVar("dojang_grad_enabled", default=True)
 _default_dtype: ContextVar[np.dtype] = ContextVar(
@@ -162,7 +170,7 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
     reference runs).
 
     Raises:
-        ValueError: ``variant`` is not one of ``("reference", "numba")``.
+        ValueError: ``variant`` is not one of ``("reference", "numba", "cuda")``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant to be one of {VARIANTS}. Received: "

@@ -20,6 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import numpy as np
 
 from dojang.backends.base import Backend
@@ -120,6 +124,37 @@ def check_device(device) -> str:
     return "gpu" if n == 0 else f"gpu:{n}"
 
 
+_default_device: ContextVar[str] = ContextVar("dojang_default_device", default="cpu")
+
+
+def default_device() -> str:
+    """The device new layers create their weights on (``"cpu"`` outside ``device``)."""
+    return _default_device.get()
+
+
+@contextlib.contextmanager
+def device(name: str) -> Iterator[str]:
+    """Create new layers and models on device ``name`` inside a ``with`` block.
+
+    Layers made inside the block create their weights there and move the arrays they are
+    given there; ``model.to(name)`` moves an existing model.
+
+    Raises:
+        TypeError, ValueError: as ``check_device``.
+
+    Example:
+        >>> import dojang as dj
+        >>> with dj.device("cpu"):
+        ...     dj.layers.Dense(2)._device
+        'cpu'
+    """
+    token = _default_device.set(check_device(name))
+    try:
+        yield _default_device.get()
+    finally:
+        _default_device.reset(token)
+
+
 def get(device: str) -> Backend:
     """The backend of a device name (validated with ``check_device``).
 
@@ -167,4 +202,5 @@ def check_same_device(arrays, op: str) -> None:
 
 
 __all__ = ["Backend", "array_module", "backend_of", "check_device", "check_same_device",
-           "device_of", "get", "register", "to_device", "to_numpy"]
+           "default_device", "device", "device_of", "get", "register", "to_device",
+           "to_numpy"]

@@ -93,5 +93,13 @@ class Backend:
         """Call ``fn(s)`` over slices ``s`` covering ``range(n)``; one call by default."""
         fn(slice(0, n))
 
+    def stage(self, batches, device: str):
+        """Yield each batch (a tuple of host arrays, None allowed) with its arrays on
+        ``device``; a backend that can copy while the previous batch computes overrides
+        this (CuPy: pinned memory and a second stream)."""
+        for batch in batches:
+            yield tuple(a if a is None else self.from_numpy(np.asarray(a), device)
+                        for a in batch)
+
     def __repr__(self) -> str:
         return f"<dojang backend {self.name!r} on {self.device!r}>"

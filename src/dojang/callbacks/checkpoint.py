@@ -6,6 +6,7 @@ import os
 
 from dojang.callbacks.base import Callback
 from dojang.callbacks.monitor import Monitor
+from dojang.distribute.base import current as current_strategy
 from dojang.validation import check_int
 
 
@@ -15,6 +16,8 @@ class ModelCheckpoint(Callback):
     ``filepath`` may hold format fields filled from the epoch (counted from 1) and its
     logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.dojang"``. The model's save methods write
     atomically (temporary file, then rename), so a checkpoint is never left half written.
+    Under a strategy of several processes only the chief writes (every process keeps the
+    same ``best``, since the logs are global).
 
     Args:
         filepath: path or format string.
@@ -89,6 +92,8 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose > 0:
             print(f"Epoch {epoch + 1}: saving model to {path}")
+        if not current_strategy().is_chief:  # one process of several: the chief writes
+            return
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)

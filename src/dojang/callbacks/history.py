@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from dojang.callbacks.base import Callback
+from dojang.distribute.base import current as current_strategy
 
 
 class History(Callback):
@@ -78,6 +79,8 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        if not current_strategy().is_chief:  # one process of several: the chief writes
+            return
         exists = os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self._write_header = not (self.append and exists)
         self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
@@ -85,6 +88,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

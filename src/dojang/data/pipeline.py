@@ -34,6 +34,16 @@ def _check_rng(rng, owner: str) -> None:
                         f"Received: rng={rng!r}")
 
 
+def _check_pass(n, n_name: str, batch_size, shuffle: bool, rng, owner: str) -> tuple[int, int]:
+    n = check_int(n, n_name, owner, min_value=0)
+    batch_size = check_int(batch_size, "batch_size", owner, min_value=1)
+    _check_rng(rng, owner)
+    if shuffle and rng is None:
+        raise ValueError(f"{owner}: Expected rng to be a numpy.random.Generator when "
+                         "shuffle=True. Received: rng=None")
+    return n, batch_size
+
+
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     """Return the generator of one epoch, a pure function of ``(seed, epoch)``.
 
@@ -76,26 +86,37 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = False,
         [[0, 1], [2, 3], [4]]
     """
     owner = "batch_indices"
-    n = check_int(n, "n", owner, min_value=0)
-    batch_size = check_int(batch_size, "batch_size", owner, min_value=1)
-    _check_rng(rng, owner)
-    if shuffle and rng is None:
-        raise ValueError(f"{owner}: Expected rng to be a numpy.random.Generator when "
-                         "shuffle=True. Received: rng=None")
-    order = rng.permutation(n) if shuffle else np.arange(n)
+    n, batch_size = _check_pass(n, "n", batch_size, shuffle, rng, owner)
+    order = np.arange(n)
+    return [order[s] if isinstance(s, slice) else s
+            for s in _selectors(n, batch_size, shuffle, rng, drop_remainder)]
+
+
+def _selectors(n: int, batch_size: int, shuffle: bool, rng, drop_remainder: bool):
+    """Each batch of one pass as a slice (in order: a view, no copy) or an index array."""
+    order = rng.permutation(n) if shuffle else None
     stop = n - n % batch_size if drop_remainder else n
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+    for start in range(0, stop, batch_size):
+        yield (slice(start, min(start + batch_size, n)) if order is None
+               else order[start:start + batch_size])
 
 
 def iterate_batches(x, y=None, batch_size: int = 32, *, shuffle: bool = False,
                     rng: np.random.Generator | None = None, drop_remainder: bool = False,
-                    augment: Callable | None = None,
-                    preprocess: Callable | None = None) -> Iterator:
+                    augment: Callable | None = None, preprocess: Callable | None = None,
+                    shard: Callable | None = None) -> Iterator:
     """Yield ``(x_batch, y_batch)`` (or ``x_batch`` when ``y`` is None) for one pass.
 
     Each batch is gathered from ``x``, then ``augment(x_batch, rng)`` runs (if given), then
     ``preprocess(x_batch)``. Draws: the permutation (when ``shuffle``), then the augmentation
-    draws batch after batch, all from ``rng``.
+    draws batch after batch, all from ``rng``. Without ``shuffle`` a batch is a slice of
+    ``x`` (a view, as ``x[i:j]``), so ``augment`` must return a new array, as the built-in
+    augmentations do.
+
+    With ``shard`` (a training strategy's ``shard``: one batch's slice or index array ->
+    this process's part of it), only that part is yielded; it is cut before gathering, or
+    after augmenting when ``augment`` is given, so the augmentation draws do not depend
+    on the number of processes.
 
     Args:
         x: array of samples, first axis N.
@@ -106,6 +127,7 @@ def iterate_batches(x, y=None, batch_size: int = 32, *, shuffle: bool = False,
         drop_remainder: drop a last, smaller batch.
         augment: optional ``f(x_batch, rng) -> x_batch`` (see :mod:`dojang.data.augment`).
         preprocess: optional ``f(x_batch) -> x_batch``, e.g. :func:`prepare_images`.
+        shard: optional ``f(batch_selector) -> local_selector``.
 
     Raises:
         ValueError: ``x`` and ``y`` differ in length, or ``rng`` is missing when needed.
@@ -121,14 +143,20 @@ def iterate_batches(x, y=None, batch_size: int = 32, *, shuffle: bool = False,
     if augment is not None and rng is None:
         raise ValueError(f"{owner}: Expected rng to be a numpy.random.Generator when augment "
                          "is given. Received: rng=None")
-    for index in batch_indices(len(x), batch_size, shuffle=shuffle, rng=rng,
-                               drop_remainder=drop_remainder):
+    n, batch_size = _check_pass(len(x), "len(x)", batch_size, shuffle, rng, owner)
+    for index in _selectors(n, batch_size, shuffle, rng, drop_remainder):
+        if shard is not None and augment is None:
+            index = shard(index)
         xb = x[index]
+        yb = None if y is None else y[index]
         if augment is not None:
             xb = augment(xb, rng)
+            if shard is not None:
+                part = shard(slice(0, len(xb)))
+                xb, yb = xb[part], None if yb is None else yb[part]
         if preprocess is not None:
             xb = preprocess(xb)
-        yield xb if y is None else (xb, y[index])
+        yield xb if y is None else (xb, yb)
 
 
 def to_float(x, divisor: float = 255.0, dtype="float32") -> np.ndarray:
@@ -235,7 +263,31 @@ class BatchLoader:
         self.x, self.y, self.seed = x, y, int(seed)
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
         self.augment, self.preprocess = augment, preprocess
+        self.shard = None
         self.next_epoch = 0
+
+    def sharded(self, num_shards: int, shard: Callable) -> BatchLoader:
+        """A copy for one of ``num_shards`` processes that train together.
+
+        Its epochs walk the batches of ``num_shards * batch_size`` examples that one process
+        at that batch size walks (same seed, same order, same augmentation draws), and yield
+        this process's part of each, cut by ``shard`` (see :func:`iterate_batches`).
+
+        Example:
+            >>> half = BatchLoader(np.arange(10), batch_size=2, shuffle=False).sharded(
+            ...     2, lambda s: slice(s.start, (s.start + s.stop) // 2))
+            >>> len(half), [b.tolist() for b in half.epoch(0)]
+            (3, [[0, 1], [4, 5], [8]])
+        """
+        num_shards = check_int(num_shards, "num_shards", "BatchLoader.sharded", min_value=1)
+        if not callable(shard):
+            raise TypeError(f"BatchLoader.sharded: Expected shard to be a callable. "
+                            f"Received: shard={shard!r}")
+        copy = BatchLoader(self.x, self.y, self.batch_size * num_shards, shuffle=self.shuffle,
+                           seed=self.seed, drop_remainder=self.drop_remainder,
+                           augment=self.augment, preprocess=self.preprocess)
+        copy.shard = shard
+        return copy
 
     def __len__(self) -> int:
         """Batches per epoch: ``ceil(N / batch_size)``, or ``floor`` with drop_remainder."""
@@ -247,7 +299,7 @@ class BatchLoader:
         return iterate_batches(self.x, self.y, self.batch_size, shuffle=self.shuffle,
                                rng=epoch_rng(self.seed, epoch),
                                drop_remainder=self.drop_remainder, augment=self.augment,
-                               preprocess=self.preprocess)
+                               preprocess=self.preprocess, shard=self.shard)
 
     def __iter__(self) -> Iterator:
         epoch, self.next_epoch = self.next_epoch, self.next_epoch + 1

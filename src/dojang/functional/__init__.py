@@ -3,7 +3,9 @@
 Every function accepts NumPy arrays or Tensors and returns a Tensor. Arguments are
 checked before any array work; messages name the function, the argument, what was
 expected and what was received. Names follow TensorFlow (``input``, ``filters``,
-``strides``, ``padding``, ``data_format``, ``dilations``).
+``strides``, ``padding``, ``data_format``, ``dilations``), and TensorFlow's ``name=`` is
+accepted (and unused) wherever ``tf.nn`` takes it. ``max_pool``, ``avg_pool`` and ``pool``
+take the number of spatial dimensions from the input, as ``tf.nn`` does.
 """
 
 from dojang.functional.conv import *  # noqa: F403

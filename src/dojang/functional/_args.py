@@ -16,8 +16,8 @@ from dojang.autograd import Tensor
 from dojang.validation import check_choice, is_int, standardize_tuple
 
 __all__ = [
-    "DATA_FORMATS", "as_tensor", "check_ndim", "fail", "is_list", "padding_arg",
-    "spatial_arg", "split_axes",
+    "DATA_FORMATS", "as_tensor", "check_name", "check_ndim", "fail", "input_rank", "is_list",
+    "padding_arg", "spatial_arg", "split_axes",
 ]
 
 # (channels-last, channels-first) data formats per number of spatial dims.
@@ -28,6 +28,30 @@ def fail(owner: str, name: str, expected: str, received: str,
          error: type[Exception] = ValueError) -> NoReturn:
     """Raise ``error`` with the message form shared by every check."""
     raise error(f"{owner}: Expected {name} {expected}. Received: {received}")
+
+
+def check_name(name, owner: str) -> None:
+    """Accept TensorFlow's ``name=`` (an op name in a TF graph; dojang has no graph names).
+
+    Raises:
+        TypeError: unless ``name`` is None or a string.
+    """
+    if name is not None and not isinstance(name, str):
+        fail(owner, "name", "to be None or a string", f"name={name!r}", TypeError)
+
+
+def input_rank(input, owner: str) -> int:
+    """The number of spatial dims of ``input``: its rank minus batch and channels (1 to 3).
+
+    Raises:
+        ValueError: for an input of rank other than 3, 4 or 5.
+    """
+    shape = tuple(input.shape) if hasattr(input, "shape") else as_tensor(input, "input",
+                                                                           owner).shape
+    if len(shape) - 2 not in DATA_FORMATS:
+        fail(owner, "input", "to have rank 3, 4 or 5 (batch, 1 to 3 spatial dims, channels)",
+             f"input.shape={shape}")
+    return len(shape) - 2
 
 
 def is_list(value) -> bool:

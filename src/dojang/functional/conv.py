@@ -19,6 +19,7 @@ from dojang.config import get_default_dtype
 from dojang.functional._args import (
     DATA_FORMATS,
     as_tensor,
+    check_name,
     check_ndim,
     fail,
     is_list,
@@ -222,7 +223,7 @@ def _rank_and_format(filters, data_format, owner: str, channels: str) -> tuple[i
 
 def conv(input, filters, strides=1, padding="VALID", data_format: str | None = None,
          dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None,
-         activation: str | None = None) -> Tensor:
+         activation: str | None = None, name: str | None = None) -> Tensor:
     """N-d convolution (cross-correlation; the kernel is not flipped), N = filters.ndim - 2.
 
     Args:
@@ -241,6 +242,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
         bias: optional (C_out,) added to every output pixel.
         activation: None or ``"relu"``: ``relu`` fused into the op (applied in place on
             the output, the same result as ``relu(conv(...))``, faster).
+        name: accepted for TensorFlow compatibility (None or a string); not used.
 
     Input shape: (N, *L, C). Output shape: (N, *O, C_out),
         ``O = floor((L + P_before + P_after - D*(K-1) - 1) / S) + 1``.
@@ -256,6 +258,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
         >>> conv(np.ones((1, 5, 5, 1)), np.ones((3, 3, 1, 1))).shape
         (1, 3, 3, 1)
     """
+    check_name(name, "conv")
     rank, data_format = _rank_and_format(filters, data_format, "conv", "in, out")
     return _conv(rank, "conv", input, filters, strides, padding, data_format, dilations, groups,
                  padding_mode, bias, activation)
@@ -263,7 +266,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
 
 def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID",
                    data_format: str | None = None, dilations=1, output_padding=None,
-                   bias=None) -> Tensor:
+                   bias=None, name: str | None = None) -> Tensor:
     """N-d transposed convolution: the exact adjoint of ``conv`` w.r.t. its input.
 
     Args:
@@ -276,6 +279,7 @@ def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID"
         output_padding: extra size at the end of each dim, each ``< max(S, D)``
             (``< S`` for SAME).
         bias: optional (C_out,).
+        name: accepted for TensorFlow compatibility (None or a string); not used.
 
     Input shape: (N, *L, C_in). Output shape: (N, *O, C_out),
         ``O = (L-1)*S - P_before - P_after + D*(K-1) + 1 + output_padding``.
@@ -290,36 +294,39 @@ def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID"
         >>> conv_transpose(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1))).shape
         (1, 5, 5, 1)
     """
+    check_name(name, "conv_transpose")
     rank, data_format = _rank_and_format(filters, data_format, "conv_transpose", "out, in")
     return _conv_transpose(rank, "conv_transpose", input, filters, output_shape, strides,
                            padding, data_format, dilations, output_padding, bias)
 
 
 def _conv_rank(rank: int):
-    name, default = f"conv{rank}d", DATA_FORMATS[rank][0]
+    owner, default = f"conv{rank}d", DATA_FORMATS[rank][0]
 
     def wrapper(input, filters, strides=1, padding="VALID", data_format: str = default,
                 dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None,
-                activation: str | None = None) -> Tensor:
-        return _conv(rank, name, input, filters, strides, padding, data_format, dilations,
+                activation: str | None = None, name: str | None = None) -> Tensor:
+        check_name(name, owner)
+        return _conv(rank, owner, input, filters, strides, padding, data_format, dilations,
                      groups, padding_mode, bias, activation)
 
-    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__name__ = wrapper.__qualname__ = owner
     wrapper.__doc__ = (f"{rank}-d convolution; ``conv`` with input (N, *L, C) of {rank} spatial "
                        f"dims and data_format ``{default}`` by default. See ``conv``.")
     return wrapper
 
 
 def _conv_transpose_rank(rank: int):
-    name, default = f"conv{rank}d_transpose", DATA_FORMATS[rank][0]
+    owner, default = f"conv{rank}d_transpose", DATA_FORMATS[rank][0]
 
     def wrapper(input, filters, output_shape=None, strides=1, padding="VALID",
                 data_format: str = default, dilations=1, output_padding=None,
-                bias=None) -> Tensor:
-        return _conv_transpose(rank, name, input, filters, output_shape, strides, padding,
+                bias=None, name: str | None = None) -> Tensor:
+        check_name(name, owner)
+        return _conv_transpose(rank, owner, input, filters, output_shape, strides, padding,
                                data_format, dilations, output_padding, bias)
 
-    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__name__ = wrapper.__qualname__ = owner
     wrapper.__doc__ = (f"{rank}-d transposed convolution (filters (*K, C_out, C_in)); data_format "
                        f"``{default}`` by default. See ``conv_transpose``.")
     return wrapper

@@ -17,6 +17,7 @@ from dojang import ops
 from dojang.autograd import Tensor
 from dojang.autograd.tensor import as_array
 from dojang.backend import get_array_module
+from dojang.functional._args import check_name
 from dojang.ops.losses import REDUCTIONS
 from dojang.validation import check_choice, check_float, is_int
 
@@ -109,7 +110,7 @@ def _class_logits(logits, axis, owner: str, name: str = "logits") -> tuple[Tenso
 
 
 # ---------------------------------------------------------------------------- activations
-def relu(features) -> Tensor:
+def relu(features, name: str | None = None) -> Tensor:
     """Rectified linear unit ``max(features, 0)``.
 
     Input shape: any. Output shape: same.
@@ -121,10 +122,11 @@ def relu(features) -> Tensor:
         >>> relu([-1.0, 2.0]).numpy()
         array([0., 2.], dtype=float32)
     """
+    check_name(name, "relu")
     return ops.relu(_tensor(features, "features", "relu"))
 
 
-def leaky_relu(features, alpha: float = 0.2) -> Tensor:
+def leaky_relu(features, alpha: float = 0.2, name: str | None = None) -> Tensor:
     """``features`` where positive, ``alpha * features`` elsewhere (Keras's default 0.2).
 
     Raises:
@@ -134,53 +136,58 @@ def leaky_relu(features, alpha: float = 0.2) -> Tensor:
         >>> leaky_relu([-1.0, 2.0]).numpy()
         array([-0.2,  2. ], dtype=float32)
     """
+    check_name(name, "leaky_relu")
     alpha = check_float(alpha, "alpha", "leaky_relu")
     return ops.leaky_relu(_tensor(features, "features", "leaky_relu"), alpha)
 
 
-def elu(features, alpha: float = 1.0) -> Tensor:
+def elu(features, alpha: float = 1.0, name: str | None = None) -> Tensor:
     """Exponential linear unit: ``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere.
 
     Example:
         >>> elu([0.0, 1.0]).numpy()
         array([0., 1.], dtype=float32)
     """
+    check_name(name, "elu")
     alpha = check_float(alpha, "alpha", "elu")
     return ops.elu(_tensor(features, "features", "elu"), alpha)
 
 
-def sigmoid(x) -> Tensor:
+def sigmoid(x, name: str | None = None) -> Tensor:
     """Logistic sigmoid, stable for any input; keeps its logits for the losses.
 
     Example:
         >>> sigmoid([0.0]).numpy()
         array([0.5], dtype=float32)
     """
+    check_name(name, "sigmoid")
     return ops.sigmoid(_tensor(x, "x", "sigmoid"))
 
 
-def tanh(x) -> Tensor:
+def tanh(x, name: str | None = None) -> Tensor:
     """Hyperbolic tangent.
 
     Example:
         >>> tanh([0.0]).numpy()
         array([0.], dtype=float32)
     """
+    check_name(name, "tanh")
     return ops.tanh(_tensor(x, "x", "tanh"))
 
 
-def gelu(features, approximate: bool = False) -> Tensor:
+def gelu(features, approximate: bool = False, name: str | None = None) -> Tensor:
     """Gaussian error linear unit ``x * Phi(x)`` (exact erf form, or the tanh approximation).
 
     Example:
         >>> gelu([0.0]).numpy()
         array([0.], dtype=float32)
     """
+    check_name(name, "gelu")
     approximate = _bool(approximate, "approximate", "gelu")
     return ops.gelu(_tensor(features, "features", "gelu"), approximate)
 
 
-def softmax(logits, axis: int = -1) -> Tensor:
+def softmax(logits, axis: int = -1, name: str | None = None) -> Tensor:
     """Softmax along ``axis``; the result's creator keeps the logits (see ``ops.Softmax``).
 
     Raises:
@@ -190,24 +197,27 @@ def softmax(logits, axis: int = -1) -> Tensor:
         >>> softmax([0.0, 0.0]).numpy()
         array([0.5, 0.5], dtype=float32)
     """
+    check_name(name, "softmax")
     logits, axis = _class_logits(logits, axis, "softmax")
     return ops.softmax(logits, axis)
 
 
-def log_softmax(logits, axis: int = -1) -> Tensor:
+def log_softmax(logits, axis: int = -1, name: str | None = None) -> Tensor:
     """Logarithm of the softmax along ``axis``, computed stably as ``x - logsumexp(x)``.
 
     Example:
         >>> log_softmax([0.0, 0.0]).numpy()
         array([-0.6931472, -0.6931472], dtype=float32)
     """
+    check_name(name, "log_softmax")
     logits, axis = _class_logits(logits, axis, "log_softmax")
     return ops.log_softmax(logits, axis)
 
 
 # ---------------------------------------------------------------------------- losses
 def sparse_softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
-                                             reduction: str = "mean") -> Tensor:
+                                             reduction: str = "mean",
+                                             name: str | None = None) -> Tensor:
     """Softmax cross-entropy from logits and integer class labels (fused, stable).
 
     Args:
@@ -227,6 +237,7 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
         >>> float(sparse_softmax_cross_entropy_with_logits([0], [[0.0, 0.0]]))
         0.6931471824645996
     """
+    check_name(name, "sparse_softmax_cross_entropy_with_logits")
     owner = "sparse_softmax_cross_entropy_with_logits"
     reduction = _reduction(reduction, owner)
     logits, axis = _class_logits(logits, axis, owner)
@@ -236,7 +247,7 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
 
 def softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
                                       label_smoothing: float = 0.0,
-                                      reduction: str = "mean") -> Tensor:
+                                      reduction: str = "mean", name: str | None = None) -> Tensor:
     """Softmax cross-entropy from logits and one-hot (or probability) labels.
 
     With ``label_smoothing = s`` the labels become ``labels * (1 - s) + s / C``.
@@ -252,6 +263,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
         >>> float(softmax_cross_entropy_with_logits([[1.0, 0.0]], [[0.0, 0.0]]))
         0.6931471824645996
     """
+    check_name(name, "softmax_cross_entropy_with_logits")
     owner = "softmax_cross_entropy_with_logits"
     reduction = _reduction(reduction, owner)
     label_smoothing = check_float(label_smoothing, "label_smoothing", owner, low=0.0, high=1.0)
@@ -260,7 +272,8 @@ def softmax_cross_entropy_with_logits(labels, logits, axis: int = -1,
     return ops.softmax_cross_entropy(labels, logits, axis, label_smoothing, reduction)
 
 
-def sigmoid_cross_entropy_with_logits(labels, logits, reduction: str = "mean") -> Tensor:
+def sigmoid_cross_entropy_with_logits(labels, logits, reduction: str = "mean",
+                                      name: str | None = None) -> Tensor:
     """Binary cross-entropy from logits, ``max(x, 0) - x z + log(1 + exp(-|x|))``.
 
     Input shape: ``labels`` and ``logits`` alike. Output shape: ``()`` or that shape.
@@ -269,6 +282,7 @@ def sigmoid_cross_entropy_with_logits(labels, logits, reduction: str = "mean") -
         >>> float(sigmoid_cross_entropy_with_logits([1.0], [0.0]))
         0.6931471824645996
     """
+    check_name(name, "sigmoid_cross_entropy_with_logits")
     owner = "sigmoid_cross_entropy_with_logits"
     reduction = _reduction(reduction, owner)
     logits = _tensor(logits, "logits", owner)
@@ -351,7 +365,7 @@ def multiclass_hinge(labels, scores, margin: float = 1.0, axis: int = -1,
 
 # ---------------------------------------------------------------------------- dropout / BN
 def dropout(x, rate: float, rng: np.random.Generator, noise_shape=None,
-            training: bool = True) -> Tensor:
+            training: bool = True, name: str | None = None) -> Tensor:
     """Inverted dropout with a mask drawn from ``rng`` (see ``ops.nn.dropout_mask``).
 
     Args:
@@ -374,6 +388,7 @@ def dropout(x, rate: float, rng: np.random.Generator, noise_shape=None,
         >>> sorted(set(y.numpy().ravel().tolist())) in ([0.0, 2.0], [0.0], [2.0])
         True
     """
+    check_name(name, "dropout")
     owner = "dropout"
     rate = check_float(rate, "rate", owner, low=0.0, high=1.0, high_open=True)
     if not isinstance(rng, np.random.Generator):
@@ -416,7 +431,7 @@ def _channel_vector(v, name: str, channels: int, owner: str, *, state: bool = Fa
 
 def batch_normalization(x, gamma, beta, running_mean, running_var, training: bool,
                         momentum: float = 0.99, epsilon: float = 1e-3,
-                        axis: int = -1) -> Tensor:
+                        axis: int = -1, name: str | None = None) -> Tensor:
     """Batch normalization over every axis except ``axis`` (Keras semantics).
 
     Training: ``y = gamma (x - mean) / sqrt(var + epsilon) + beta`` with the batch mean and
@@ -445,6 +460,7 @@ def batch_normalization(x, gamma, beta, running_mean, running_var, training: boo
         >>> y.numpy().ravel().tolist()
         [-1.0, 1.0]
     """
+    check_name(name, "batch_normalization")
     owner = "batch_normalization"
     training = _bool(training, "training", owner)
     momentum = check_float(momentum, "momentum", owner, low=0.0, high=1.0)

@@ -15,19 +15,22 @@ from dojang.config import get_default_dtype
 from dojang.functional._args import (
     DATA_FORMATS,
     as_tensor,
+    check_name,
     check_ndim,
+    fail,
+    input_rank,
     padding_arg,
     spatial_arg,
     split_axes,
 )
 from dojang.ops.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from dojang.shapes import conv_output_length, resolve_padding
-from dojang.validation import check_bool, check_data_format
+from dojang.validation import check_bool, check_data_format, standardize_tuple
 
 __all__ = [
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "global_avg_pool1d", "global_avg_pool2d",
     "global_avg_pool3d", "global_max_pool1d", "global_max_pool2d", "global_max_pool3d",
-    "max_pool1d", "max_pool2d", "max_pool3d",
+    "avg_pool", "max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "pool",
 ]
 
 _SPATIAL = {1: "W", 2: "H, W", 3: "D, H, W"}
@@ -103,6 +106,7 @@ Args:
         an int, a tuple of {rank} ints or {rank} ``(before, after)`` pairs, or TensorFlow's
         list of {rank2} pairs. Explicit padding is at most ``ksize // 2`` per side.
     data_format: ``"{last}"`` (default) or ``"{first}"``.{extra_arg}
+    name: accepted for TensorFlow compatibility (None or a string); not used.
 
 Input shape:
     ``(N, {sp}, C)`` channels-last or ``(N, C, {sp})`` channels-first.
@@ -184,26 +188,34 @@ Padding = str | int | Sequence
 
 @_doc(_WINDOW_DOC, "max", 1)
 def max_pool1d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = "VALID", data_format: str = "NWC") -> Tensor:
+               padding: Padding = "VALID", data_format: str = "NWC",
+               name: str | None = None) -> Tensor:
+    check_name(name, "max_pool1d")
     return _window_pool("max", input, ksize, strides, padding, data_format, 1, "max_pool1d")
 
 
 @_doc(_WINDOW_DOC, "max", 2)
 def max_pool2d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = "VALID", data_format: str = "NHWC") -> Tensor:
+               padding: Padding = "VALID", data_format: str = "NHWC",
+               name: str | None = None) -> Tensor:
+    check_name(name, "max_pool2d")
     return _window_pool("max", input, ksize, strides, padding, data_format, 2, "max_pool2d")
 
 
 @_doc(_WINDOW_DOC, "max", 3)
 def max_pool3d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
-               padding: Padding = "VALID", data_format: str = "NDHWC") -> Tensor:
+               padding: Padding = "VALID", data_format: str = "NDHWC",
+               name: str | None = None) -> Tensor:
+    check_name(name, "max_pool3d")
     return _window_pool("max", input, ksize, strides, padding, data_format, 3, "max_pool3d")
 
 
 @_doc(_WINDOW_DOC, "avg", 1)
 def avg_pool1d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = "VALID", data_format: str = "NWC",
-               count_include_pad: bool = False) -> Tensor:
+               count_include_pad: bool = False,
+               name: str | None = None) -> Tensor:
+    check_name(name, "avg_pool1d")
     return _window_pool("avg", input, ksize, strides, padding, data_format, 1, "avg_pool1d",
                         count_include_pad)
 
@@ -211,7 +223,9 @@ def avg_pool1d(input, ksize: int | Sequence[int], strides: int | Sequence[int] |
 @_doc(_WINDOW_DOC, "avg", 2)
 def avg_pool2d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = "VALID", data_format: str = "NHWC",
-               count_include_pad: bool = False) -> Tensor:
+               count_include_pad: bool = False,
+               name: str | None = None) -> Tensor:
+    check_name(name, "avg_pool2d")
     return _window_pool("avg", input, ksize, strides, padding, data_format, 2, "avg_pool2d",
                         count_include_pad)
 
@@ -219,7 +233,9 @@ def avg_pool2d(input, ksize: int | Sequence[int], strides: int | Sequence[int] |
 @_doc(_WINDOW_DOC, "avg", 3)
 def avg_pool3d(input, ksize: int | Sequence[int], strides: int | Sequence[int] | None = None,
                padding: Padding = "VALID", data_format: str = "NDHWC",
-               count_include_pad: bool = False) -> Tensor:
+               count_include_pad: bool = False,
+               name: str | None = None) -> Tensor:
+    check_name(name, "avg_pool3d")
     return _window_pool("avg", input, ksize, strides, padding, data_format, 3, "avg_pool3d",
                         count_include_pad)
 
@@ -252,3 +268,94 @@ def global_max_pool2d(input, data_format: str = "NHWC", keepdims: bool = False) 
 @_doc(_GLOBAL_DOC, "global_max", 3)
 def global_max_pool3d(input, data_format: str = "NDHWC", keepdims: bool = False) -> Tensor:
     return _global_pool(GlobalMaxPool, input, data_format, keepdims, 3, "global_max_pool3d")
+
+
+def _any_rank(kind: str, input, ksize, strides, padding, data_format, owner: str) -> Tensor:
+    """Window pooling whose rank (1, 2 or 3 spatial dims) comes from ``input``, as tf.nn."""
+    rank = input_rank(input, owner)
+    data_format = DATA_FORMATS[rank][0] if data_format is None else data_format
+    return _window_pool(kind, input, ksize, strides, padding, data_format, rank, owner)
+
+
+def max_pool(input, ksize, strides, padding, data_format: str | None = None,
+             name: str | None = None) -> Tensor:
+    """Max pooling over 1, 2 or 3 spatial dims (the input's rank minus 2), as ``tf.nn.max_pool``.
+
+    Args:
+        input: array or Tensor of rank 3, 4 or 5, channels-last by default.
+        ksize, strides: an int, one int per spatial dim, or a full-rank list with 1 at the
+            batch and channel positions (``[1, 2, 2, 1]``).
+        padding: ``"VALID"``, ``"SAME"``, or the explicit forms of ``max_pool2d``.
+        data_format: None (channels-last for the rank: ``"NWC"``, ``"NHWC"``, ``"NDHWC"``)
+            or a data format of that rank.
+        name: accepted for TensorFlow compatibility (None or a string); not used.
+
+    Output shape: as ``max_pool2d``, ``O = floor((L + P_before + P_after - K) / S) + 1``
+    (``ceil(L / S)`` for SAME).
+
+    Raises:
+        ValueError: an input of rank other than 3 to 5, and everything ``max_pool2d`` raises.
+        TypeError: a name that is not a string.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+        >>> max_pool(x, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME").shape
+        (1, 2, 2, 1)
+    """
+    check_name(name, "max_pool")
+    return _any_rank("max", input, ksize, strides, padding, data_format, "max_pool")
+
+
+def avg_pool(input, ksize, strides, padding, data_format: str | None = None,
+             name: str | None = None) -> Tensor:
+    """Average pooling over 1, 2 or 3 spatial dims, as ``tf.nn.avg_pool``.
+
+    Padding is left out of each window's count (TensorFlow's SAME average). Arguments,
+    shapes and errors as ``max_pool``.
+
+    Example:
+        >>> import numpy as np
+        >>> avg_pool(np.ones((1, 5, 2)), ksize=2, strides=2, padding="SAME").numpy()[0, :, 0]
+        array([1., 1., 1.])
+    """
+    check_name(name, "avg_pool")
+    return _any_rank("avg", input, ksize, strides, padding, data_format, "avg_pool")
+
+
+def pool(input, window_shape, pooling_type: str, strides=None, padding="VALID",
+         data_format: str | None = None, dilations=None, name: str | None = None) -> Tensor:
+    """N-d max or average pooling chosen by ``pooling_type``, as ``tf.nn.pool``.
+
+    Args:
+        input: array or Tensor of rank 3, 4 or 5 (N = rank - 2 spatial dims).
+        window_shape: N ints (or one int for every dim).
+        pooling_type: ``"MAX"`` or ``"AVG"`` (any case).
+        strides: N ints; None means 1 in every dim (as tf.nn.pool, unlike ``max_pool``).
+        padding: ``"VALID"`` or ``"SAME"``, or the explicit forms of ``max_pool2d``.
+        data_format: None (channels-last) or a data format of rank N.
+        dilations: None or 1 in every dim (dilated pooling is not supported).
+        name: accepted for TensorFlow compatibility (None or a string); not used.
+
+    Raises:
+        ValueError: unknown pooling_type, dilations other than 1, and the errors of
+            ``max_pool``.
+
+    Example:
+        >>> import numpy as np
+        >>> pool(np.ones((1, 6, 6, 1)), [3, 3], "AVG", strides=[3, 3]).shape
+        (1, 2, 2, 1)
+    """
+    owner = "pool"
+    check_name(name, owner)
+    kind = {"MAX": "max", "AVG": "avg"}.get(pooling_type.upper()
+                                             if isinstance(pooling_type, str) else None)
+    if kind is None:
+        fail(owner, "pooling_type", "to be 'MAX' or 'AVG'", f"pooling_type={pooling_type!r}")
+    rank = input_rank(input, owner)
+    if dilations is not None and any(d != 1 for d in standardize_tuple(
+            dilations, rank, "dilations", owner)):
+        fail(owner, "dilations", "to be 1 in every spatial dim (dilated pooling is not "
+             "supported)", f"dilations={dilations!r}")
+    return _any_rank(kind, input, window_shape, 1 if strides is None else strides, padding,
+                     data_format, owner)

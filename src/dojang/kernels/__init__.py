@@ -31,8 +31,8 @@ variant; numba itself is imported when a compiled kernel is first wanted.
 
 # importing the concept packages registers their variants; ``plan`` is the planner
 # module, callable as ``dj.kernels.plan(layer, input_shape)``
-from dojang.kernels import activation, batchnorm, conv, optim, plan, pool, registry
+from dojang.kernels import activation, batchnorm, conv, loss, optim, plan, pool, registry
 from dojang.kernels.registry import dispatch, register, variants
 
-__all__ = ["activation", "batchnorm", "conv", "dispatch", "optim", "plan", "pool", "register",
-           "registry", "variants"]
+__all__ = ["activation", "batchnorm", "conv", "dispatch", "loss", "optim", "plan", "pool",
+           "register", "registry", "variants"]

@@ -16,7 +16,7 @@ arguments) or the reference runs; ``kernels("reference")`` runs the reference al
 Example:
     >>> import numpy as np
     >>> from dojang.kernels import registry
-    >>> [v.name for v in registry.variants("relu")]
+    >>> [v.name for v in registry.variants("relu", backend="numpy")]
     ['numba', 'reference']
     >>> from dojang import config
     >>> with config.kernels("reference"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dojang import backend, ops
+from dojang import backend, backends, ops
 from dojang.autograd import Tensor
 from dojang.config import get_default_dtype, no_grad
 from dojang.layers import weight_source
@@ -151,7 +151,7 @@ class Layer:
         self._regularizers: list = []
         self._build_shape = None
         self._io_shapes = None
-        self._device = "cpu"
+        self._device = backends.default_device()
         self._batch_input_shape = None
         self._inbound_nodes: list[Node] = []
         if input_shape is not None:

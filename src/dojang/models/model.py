@@ -11,6 +11,7 @@ Three ways to make one, as in Keras:
 
 from __future__ import annotations
 
+from dojang.distribute.base import current as current_strategy
 from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
@@ -105,17 +106,23 @@ class Model(Trainer, Layer):
 
     def save(self, path) -> None:
         """Write the model to one file, atomically: a ``.dojang`` file (see
-        ``dojang.models.saving``), or a Keras 3 ``.keras`` file when ``path`` ends so."""
+        ``dojang.models.saving``), or a Keras 3 ``.keras`` file when ``path`` ends so.
+
+        Under a strategy of several processes only the chief writes; the others return at
+        once (call ``strategy.barrier()`` before another process reads the file).
+        """
         from dojang.models.saving import save_model
 
-        save_model(self, path)
+        if current_strategy().is_chief:
+            save_model(self, path)
 
     def save_weights(self, path) -> None:
-        """Write only the weights, atomically: safetensors, or Keras's HDF5 layout for a
-        path ending in ``.h5`` (``model.weights.h5``)."""
+        """Write only the weights, atomically (only on the chief): safetensors, or Keras's
+        HDF5 layout for a path ending in ``.h5`` (``model.weights.h5``)."""
         from dojang.models.saving import save_weights
 
-        save_weights(self, path)
+        if current_strategy().is_chief:
+            save_weights(self, path)
 
     def load_weights(self, path) -> None:
         """Read weights in place from ``save_weights``'s file, a ``.dojang`` file, or a

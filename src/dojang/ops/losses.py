@@ -23,6 +23,7 @@ from __future__ import annotations
 from dojang.autograd import Function, Tensor, sum_to_shape
 from dojang.autograd.tensor import as_array
 from dojang.backend import get_array_module
+from dojang.kernels import dispatch
 from dojang.ops.activations import _stable_sigmoid
 from dojang.ops.elementwise import _operand
 
@@ -84,23 +85,14 @@ class SparseSoftmaxCrossEntropy(_Loss):
         self.axis = axis
 
     def forward(self, labels, logits):
-        xp = get_array_module(logits)
         x2, self.moved = _rows(logits, self.axis)
         self.labels = labels.reshape(-1)
-        self.rows = xp.arange(x2.shape[0])
-        shifted = x2 - x2.max(axis=1, keepdims=True)
-        picked = shifted[self.rows, self.labels]
-        p = xp.exp(shifted, out=shifted)
-        total = p.sum(axis=1, keepdims=True)
-        loss = xp.log(total[:, 0]) - picked
-        p /= total
-        self.p = p
+        loss, self.p = dispatch("loss.sparse_softmax_xent", x2, self.labels)
         return self._reduce(loss.reshape(labels.shape))
 
     def backward(self, gy):
-        scale = self._upstream(gy).reshape(-1, 1)
-        g = self.p * scale
-        g[self.rows, self.labels] -= scale[:, 0]
+        scale = self._upstream(gy).reshape(-1)
+        g = dispatch("loss.sparse_softmax_xent_grad", self.p, self.labels, scale)
         return None, _unrows(g, self.moved, self.axis)
 
 

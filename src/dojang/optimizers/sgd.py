@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dojang.backend import get_array_module
+from dojang.kernels import dispatch
 from dojang.optimizers.base import Optimizer
 from dojang.validation import check_float
 
@@ -44,19 +44,8 @@ class SGD(Optimizer):
         return ("momentum",) if self.momentum else ()
 
     def update(self, param, grad, slots, lr, step):
-        xp = get_array_module(param)
-        lr_grad = xp.multiply(grad, lr, out=self._buffer(param))
-        if not self.momentum:
-            param -= lr_grad
-            return
-        m = slots["momentum"]
-        m *= self.momentum
-        m -= lr_grad
-        if self.nesterov:
-            param -= lr_grad
-            param += xp.multiply(m, self.momentum, out=lr_grad)
-        else:
-            param += m
+        dispatch("optim.sgd", param, grad, slots["momentum"] if self.momentum else None, lr,
+                 self.momentum, self.nesterov, scratch=self._buffer)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

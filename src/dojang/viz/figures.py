@@ -67,69 +67,52 @@ def feature_maps(model, image, layer_types=("Conv2D",),
     """Run ``image`` through a model and return the first conv layers' outputs.
 
     Args:
-        model: a built ``Sequential`` or functional model with one input.
+        model: a built model with one input (Sequential, functional or subclassed).
         image: one input example shaped like the model's input, without the batch axis.
         layer_types: class names of the layers whose outputs to keep.
         limit: how many such layers (the book's chapter 8-3 shows the first two).
 
     Returns:
         ``[(layer_name, maps)]`` with ``maps`` of shape (H, W, C) for each kept layer, in
-        the order the model computes them.
-
-    Raises:
-        TypeError: for a subclassed model (its layers do not describe its graph) or a
-            model with several inputs.
+        the order of ``model.layers``.
     """
     from dojang.config import no_grad
-    from dojang.models import Model, Sequential
-    from dojang.models.model import Functional
+    from dojang.viz.probe import layer_output
 
     x = _host(image, np.float32)[None]
-    if isinstance(model, Sequential):
-        out = []
-        with no_grad():
-            for layer in model.layers:
-                x = layer(x, training=False)
-                if type(layer).__name__ in layer_types:
-                    out.append((layer.name, x.numpy()[0]))
-                    if len(out) == limit:
-                        break
-        return out
-    if not isinstance(model, Functional) or len(model.inputs) != 1:
-        raise TypeError(f"feature_maps: Expected a Sequential or single-input functional "
-                        f"model. Received: {type(model).__name__}")
-    # A probe sharing the model's layers whose outputs are the kept layers' outputs.
-    kept = [t for t in model._order if type(t.node.layer).__name__ in layer_types][:limit]
-    if not kept:
-        return []
-    probe = Model(model.inputs[0], kept, name=f"{model.name}_feature_maps")
+    kept = [layer for layer in model.layers if type(layer).__name__ in layer_types][:limit]
     with no_grad():
-        maps = probe(x, training=False)
-    return [(t.node.layer.name, m.numpy()[0]) for t, m in zip(kept, maps)]
+        return [(layer.name, layer_output(model, layer, x).numpy()[0]) for layer in kept]
 
 
 def _figure(path, fig) -> str:
     """Save ``fig`` as a PNG atomically (temporary file, then rename) and close it."""
     import io
 
-    import matplotlib.pyplot as plt
-
     from dojang.fileio import atomic_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     atomic_write(path, buffer.getvalue())
     return str(path)
 
 
+class _Figures:
+    """``subplots`` as pyplot has it, on a bare ``matplotlib.figure.Figure``: the figures
+    are only saved to files, so pyplot's global state (its list of open figures, the
+    backend, which ``matplotlib.use("Agg")`` would switch even inside Jupyter) is left
+    alone."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def plot_filters(kernel, path, title: str = "first-layer filters") -> str:

@@ -1,6 +1,6 @@
 """Batch normalisation: the reference (``reference``) beside its compiled twin (``numba``),
 both registered in ``dojang.kernels.registry``."""
 
-from dojang.kernels.batchnorm import numba, reference
+from dojang.kernels.batchnorm import cuda, numba, reference
 
-__all__ = ["numba", "reference"]
+__all__ = ["cuda", "numba", "reference"]

@@ -1,5 +1,5 @@
 """Optimizer updates: the reference (``reference``) beside its compiled twin (``numba``)."""
 
-from dojang.kernels.optim import numba, reference
+from dojang.kernels.optim import cuda, numba, reference
 
-__all__ = ["numba", "reference"]
+__all__ = ["cuda", "numba", "reference"]

@@ -8,6 +8,11 @@ v_hat=None, scratch=None)``: Adam's moments and parameter step, in place::
     v_hat = max(v_hat, v)                      (AMSGrad only; then v_hat replaces v below)
     param -= m / (sqrt(v) + epsilon) * alpha
 
+Op ``"optim.sgd"(param, grad, m, lr, momentum, nesterov, scratch=None)``: Keras 3's SGD,
+in place: without momentum (``m`` None) ``param -= lr * grad``; else
+``m = momentum * m - lr * grad`` then ``param += m``, or with Nesterov
+``param += momentum * m - lr * grad``.
+
 ``scratch(like)`` returns a reusable array shaped like ``like`` (the optimizer's); None
 allocates one.
 """
@@ -47,3 +52,29 @@ def adam_update(param, grad, m, v, one_minus_beta_1, one_minus_beta_2, alpha, ep
     xp.divide(m, tmp, out=tmp)
     tmp *= alpha
     param -= tmp
+
+
+@register("optim.sgd")
+def sgd_update(param, grad, m, lr, momentum, nesterov: bool, scratch=None):
+    """SGD's update in place through one scratch array.
+
+    Example:
+        >>> import numpy as np
+        >>> p, m = np.ones(2), np.zeros(2)
+        >>> sgd_update(p, np.array([1.0, -1.0]), m, 0.5, 0.9, False)
+        >>> p
+        array([0.5, 1.5])
+    """
+    xp = get_array_module(param)
+    lr_grad = xp.multiply(grad, lr, out=xp.empty_like(param) if scratch is None
+                          else scratch(param))
+    if m is None:
+        param -= lr_grad
+        return
+    m *= momentum
+    m -= lr_grad
+    if nesterov:
+        param -= lr_grad
+        param += xp.multiply(m, momentum, out=lr_grad)
+    else:
+        param += m

@@ -54,6 +54,12 @@ def conv_output_length(
     _check_ints("conv_output_length", length=(length, 0), kernel=(kernel, 1),
                 stride=(stride, 1), pad_before=(pad_before, None), pad_after=(pad_after, None),
                 dilation=(dilation, 1))
+    return _output_length(length, kernel, stride, pad_before, pad_after, dilation)
+
+
+def _output_length(length, kernel, stride, pad_before, pad_after, dilation) -> int:
+    """``conv_output_length`` without the argument checks, for callers whose arguments
+    were checked once already (the kernels run it several times per step)."""
     span = dilation * (kernel - 1) + 1
     padded = length + pad_before + pad_after
     if padded < span:
@@ -66,11 +72,14 @@ def window_output_shape(spatial: Sequence[int], kernel: Sequence[int], strides: 
                         pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     """Output sizes of a window op with resolved ``(before, after)`` pads, one per dim.
 
+    The arguments are not checked here: this runs on every kernel call, after the layer or
+    ``dj.functional`` checked them (``conv_output_length`` checks one dimension's).
+
     Example:
         >>> window_output_shape((28, 28), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
         (28, 28)
     """
-    return tuple(conv_output_length(n, k, s, pb, pa, d) for n, k, s, d, (pb, pa)
+    return tuple(_output_length(n, k, s, pb, pa, d) for n, k, s, d, (pb, pa)
                  in zip(spatial, kernel, strides, dilations, pads, strict=True))
 
 
@@ -99,6 +108,11 @@ def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -
     """
     _check_ints("same_padding", length=(length, 0), kernel=(kernel, 1), stride=(stride, 1),
                 dilation=(dilation, 1))
+    return _same_padding(length, kernel, stride, dilation)
+
+
+def _same_padding(length, kernel, stride, dilation) -> tuple[int, int]:
+    """``same_padding`` without the argument checks (see ``_output_length``)."""
     out = -(-length // stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - length, 0)
     return total // 2, total - total // 2
@@ -119,7 +133,7 @@ def resolve_padding(
         if mode == "valid":
             return ((0, 0),) * n
         return tuple(
-            same_padding(spatial[i], kernel[i], strides[i], dilations[i]) for i in range(n)
+            _same_padding(spatial[i], kernel[i], strides[i], dilations[i]) for i in range(n)
         )
     if is_int(padding):
         p = check_int(padding, name, owner, min_value=0)
