@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -83,6 +84,15 @@ _CHILD = textwrap.dedent("""
         results[name] = [error, message, status("VmHWM") - base, seconds]
     print(json.dumps(results))
 """)
+
+
+def check_outcome(case: FileCase, got: Outcome) -> None:
+    """The case was refused with its error and message, within the memory and time limits."""
+    assert case.error.__name__ in got.error, (got.error, got.message)
+    assert got.error[0] not in ("MemoryError", "RecursionError", "RuntimeError")
+    assert re.search(case.match, got.message), got.message
+    assert got.peak_mb < MEMORY_LIMIT_MB, f"{got.peak_mb:.1f} MB above the baseline"
+    assert got.seconds < TIME_LIMIT_S, f"{got.seconds:.2f} s"
 
 
 def run_cases(cases: list[FileCase], folder: Path, warm_up: str = "") -> dict[str, Outcome]:

@@ -367,6 +367,23 @@ def test_predict_top_k_matches_model_predict(ws, run_b):
     assert re.fullmatch(r"gray\.png: (.+ \d\.\d{3}, ){2}.+ \d\.\d{3}", stdout.splitlines()[0])
 
 
+def test_export_writes_onnx_and_keras_files_that_predict_the_same(ws, run_a):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("h5py")
+    from dojang.models import load_model
+    from tests.interchange_helpers import assert_agree, run_onnx
+
+    run_dir = run_a[0]
+    stdout = ws.run_ok("export", run_dir, "--onnx", "m.onnx", "--keras", "m.keras", data=False)
+    assert stdout.splitlines() == ["wrote m.onnx (ONNX opset 17)", "wrote m.keras (Keras 3)"]
+    model = load_model(run_dir / "model.dojang")
+    x = ws.arrays[2][:4, :, :, None].astype(np.float32) / 255
+    assert_agree(run_onnx(ws.root / "m.onnx", x)[0], model.predict(x))
+    np.testing.assert_array_equal(load_model(ws.root / "m.keras").predict(x), model.predict(x))
+    proc = ws.run("export", run_dir, data=False)
+    assert proc.returncode == 2 and "give --onnx PATH and/or --keras PATH" in proc.stderr
+
+
 # ---------------------------------------------------------------- summary, help, errors
 
 
@@ -375,7 +392,8 @@ def test_summary(ws):
     assert "Total params: 333,526" in stdout
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["summary"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["export"],
+                                     ["summary"]])
 def test_help(ws, command):
     stdout = ws.run_ok(*command, "--help", data=False)
     assert stdout.startswith(f"usage: {' '.join(['dojang', *command])} ")

@@ -43,7 +43,7 @@ from dojang.layers import Input
 from dojang.models import Model, Sequential
 from dojang.version import __version__
 
-_LAZY = ("datasets", "image", "viz", "recipes", "cli")
+_LAZY = ("datasets", "image", "viz", "recipes", "cli", "onnx", "interop")
 
 
 def __getattr__(name):
@@ -59,7 +59,7 @@ def __getattr__(name):
 __all__ = [
     "Function", "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks",
     "config", "data", "datasets", "default_dtype", "device", "distribute", "enable_grad",
-    "functional", "get_default_dtype", "im2col_budget", "image",
-    "initializers", "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "ops",
+    "functional", "get_default_dtype", "im2col_budget", "image", "initializers", "interop",
+    "is_grad_enabled", "layers", "losses", "metrics", "models", "no_grad", "onnx", "ops",
     "optimizers", "random", "regularizers", "set_default_dtype", "shapes", "viz", "zoo",
 ]

@@ -1,4 +1,4 @@
-"""The ``dojang`` command: train, evaluate, predict, summary.
+"""The ``dojang`` command: train, evaluate, predict, export, summary.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     mpiexec -n 4 dojang train --distributed    # data-parallel over 4 MPI processes
     dojang evaluate runs/fast
     dojang predict runs/fast shirt.png --top-k 3
+    dojang export runs/fast --onnx fast.onnx --keras fast.keras
     dojang summary fashion_cnn
     dojang show features runs/fast shirt.png --layer conv2d_1   # see dojang/cli_show.py
     dojang explain conv --input 5x5 --kernel 3 --padding same --stride 2
@@ -95,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(pr)
     pr.add_argument("--invert", action="store_true",
                     help="invert grey levels (Fashion-MNIST items are light on black)")
+
+    x = sub.add_parser("export", help="write a run's model as ONNX or Keras 3 files",
+                       description="Export a run's final model for other runtimes.")
+    x.add_argument("run", help="run directory or model file (.dojang, .keras)")
+    x.add_argument("--onnx", metavar="PATH", help="write an ONNX file")
+    x.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default 17)")
+    x.add_argument("--channels-first-io", action="store_true",
+                   help="ONNX inputs and outputs in NCHW order")
+    x.add_argument("--keras", metavar="PATH", help="write a Keras 3 .keras file")
 
     s = sub.add_parser("summary", help="print a zoo model's summary",
                        description="Print the layer table of a zoo model.")
@@ -195,6 +205,26 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    if not args.onnx and not args.keras:
+        raise ValueError("nothing to write; give --onnx PATH and/or --keras PATH")
+    if args.keras and not args.keras.endswith(".keras"):
+        raise ValueError(f"--keras expects a path ending in .keras, got {args.keras!r}")
+    from dojang import recipes
+
+    _, model = recipes.final_model(args.run, files=True)
+    if args.onnx:
+        from dojang import onnx
+
+        onnx.export(model, args.onnx, opset=args.opset,
+                    channels_first_io=args.channels_first_io)
+        print(f"wrote {args.onnx} (ONNX opset {args.opset})")
+    if args.keras:
+        model.save(args.keras)
+        print(f"wrote {args.keras} (Keras 3)")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from dojang import zoo
 
@@ -203,7 +233,7 @@ def cmd_summary(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary}
+            "export": cmd_export, "summary": cmd_summary}
 
 
 def main(argv=None) -> int:

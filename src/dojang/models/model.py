@@ -105,7 +105,8 @@ class Model(Trainer, Layer):
                        return_string=return_string)
 
     def save(self, path) -> None:
-        """Write the model to one ``.dojang`` file, atomically (see ``dojang.models.saving``).
+        """Write the model to one file, atomically: a ``.dojang`` file (see
+        ``dojang.models.saving``), or a Keras 3 ``.keras`` file when ``path`` ends so.
 
         Under a strategy of several processes only the chief writes; the others return at
         once (call ``strategy.barrier()`` before another process reads the file).
@@ -116,14 +117,16 @@ class Model(Trainer, Layer):
             save_model(self, path)
 
     def save_weights(self, path) -> None:
-        """Write only the weights to a safetensors file, atomically (only on the chief)."""
+        """Write only the weights, atomically (only on the chief): safetensors, or Keras's
+        HDF5 layout for a path ending in ``.h5`` (``model.weights.h5``)."""
         from dojang.models.saving import save_weights
 
         if current_strategy().is_chief:
             save_weights(self, path)
 
     def load_weights(self, path) -> None:
-        """Read weights from ``save_weights``'s file (or a ``.dojang`` file) in place."""
+        """Read weights in place from ``save_weights``'s file, a ``.dojang`` file, or a
+        Keras ``.weights.h5`` file (matched by position, as Keras does)."""
         from dojang.models.saving import load_weights
 
         load_weights(self, path)

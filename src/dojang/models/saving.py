@@ -39,19 +39,34 @@ def weights_to_dict(model) -> dict:
             for i, w in enumerate(model.weights)}
 
 
+def _is_keras(path, suffix: str) -> bool:
+    return os.fspath(path).lower().endswith(suffix)
+
+
 def save_weights(model, path) -> None:
-    """Write the model's weights to a safetensors file, atomically."""
+    """Write the model's weights to a safetensors file (Keras HDF5 for ``.h5``), atomically."""
+    if _is_keras(path, ".h5"):
+        from dojang.models.keras_file import save_weights_h5
+
+        return save_weights_h5(model, path)
     atomic_write(path, safetensors.encode(weights_to_dict(model), {"format": FORMAT}))
+    return None
 
 
 def load_weights(model, path) -> None:
-    """Read weights written by ``save_weights`` (or a ``.dojang`` file) into ``model``.
+    """Read weights written by ``save_weights`` (or a ``.dojang`` file, or a Keras
+    ``.weights.h5`` file, by position) into ``model``.
 
     The file's header is checked against the model's weights before any data is read;
     the data then goes straight into the weights.
     """
+    if _is_keras(path, ".h5"):
+        from dojang.models.keras_file import load_weights_h5
+
+        return load_weights_h5(model, path)
     with archive.weights_file(path) as (stream, entries, source):
         archive.fill_weights(model, stream, entries, source)
+    return None
 
 
 # ---------------------------------------------------------------------- model files
@@ -76,9 +91,15 @@ def _compile_config(model):
 def save_model(model, path) -> None:
     """Write ``model`` (architecture, weights, compile settings, optimizer state) to ``path``.
 
+    A path ending in ``.keras`` writes a Keras 3 file instead (architecture and weights).
+
     Raises:
         ValueError: if the model is not built yet (its weights do not exist).
     """
+    if _is_keras(path, ".keras"):
+        from dojang.models.keras_file import save_keras
+
+        return save_keras(model, path)
     if not model.built or (not model.weights and model._build_shape is None and
                            not model.layers):
         raise ValueError(f"save: model '{model.name}' is not built yet; call it on data or "
@@ -97,6 +118,7 @@ def save_model(model, path) -> None:
             state = {k: np.asarray(v) for k, v in model.optimizer.get_state().items()}
             zf.writestr("optimizer.safetensors", safetensors.encode(state))
     atomic_write(path, buffer.getvalue())
+    return None
 
 
 def _jsonable_shape(shape):
@@ -168,10 +190,11 @@ def _restore_compile(model, settings, opened: archive.ModelArchive, source: str)
 
 
 def load_model(path, custom_objects: dict | None = None, compile: bool = True):
-    """Rebuild a model saved by ``model.save(path)``.
+    """Rebuild a model saved by ``model.save(path)``, or a Keras 3 ``.keras`` file.
 
     Args:
-        path: the ``.dojang`` file.
+        path: the ``.dojang`` file, or a ``.keras`` file (read by
+            ``dojang.models.keras_file``; ``custom_objects`` and ``compile`` do not apply).
         custom_objects: ``{class_name: class}`` for your own layer or model classes.
         compile: restore the optimizer (with its state), loss and metrics.
 
@@ -190,6 +213,10 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True):
     """
     from dojang.layers.weight_source import weights_from
 
+    if _is_keras(path, ".keras"):
+        from dojang.models.keras_file import load_keras
+
+        return load_keras(path)
     source = os.fspath(path)
     with archive.ModelArchive(path) as opened:
         config = opened.config()
