@@ -33,10 +33,14 @@ def _per_dim(*seqs) -> list[int]:
 
 
 # ---------------------------------------------------------------- im2col / col2im
-def _cols_args(cols):
-    g, m, kc = cols.shape
-    strides = [s // cols.itemsize for s in cols.strides]
-    return m, strides
+def _columns(image, cols, kernel, strides, dilations, pads, ranges, groups):
+    """The scalar arguments im2col and col2im share after their arrays and the element
+    count: the columns' rows, taps, channels and element strides, and the geometry."""
+    sg, sm, sk = (s // cols.itemsize for s in cols.strides)
+    c = image.shape[-1]
+    return (cols.shape[1], math.prod(kernel), c, c // groups, sg, sm, sk,
+            *_per_dim(image.shape[1:-1], [b - a for a, b in ranges], [a for a, _ in ranges],
+                      kernel, strides, dilations, [p for p, _ in pads]))
 
 
 def im2col(x, cols, kernel, strides, dilations, pads, ranges, groups: int = 1) -> None:
@@ -44,27 +48,15 @@ def im2col(x, cols, kernel, strides, dilations, pads, ranges, groups: int = 1) -
     for the outputs ``ranges`` (``[a, b)`` per spatial dim), zero where taps fall in the
     padding ``pads`` (``(before, after)`` per dim)."""
     x = _flat(x)
-    rank = len(kernel)
-    m, (sg, sm, sk) = _cols_args(cols)
-    kk, c = math.prod(kernel), x.shape[-1]
-    oc = [b - a for a, b in ranges]
-    dims = _per_dim(x.shape[1:-1], oc, [a for a, _ in ranges], kernel, strides, dilations,
-                    [p for p, _ in pads])
-    _run(source.im2col, x, cols.size, x, cols, cols.size, m, kk, c, c // groups, sg, sm, sk,
-         *dims, rank=rank)
+    args = _columns(x, cols, kernel, strides, dilations, pads, ranges, groups)
+    _run(source.im2col, x, cols.size, x, cols, cols.size, *args, rank=len(kernel))
 
 
 def col2im(dcols, gx, kernel, strides, dilations, pads, ranges, groups: int = 1) -> None:
     """Add ``dcols`` (G, n*prod(Oc), KK*Cg) into the C-contiguous ``gx`` (n, *spatial, C):
     the adjoint of ``im2col``, as a gather (no atomics, a fixed order per element)."""
-    rank = len(kernel)
-    m, (sg, sm, sk) = _cols_args(dcols)
-    kk, c = math.prod(kernel), gx.shape[-1]
-    oc = [b - a for a, b in ranges]
-    dims = _per_dim(gx.shape[1:-1], oc, [a for a, _ in ranges], kernel, strides, dilations,
-                    [p for p, _ in pads])
-    _run(source.col2im, gx, gx.size, dcols, gx, gx.size, m, kk, c, c // groups, sg, sm, sk,
-         *dims, rank=rank)
+    args = _columns(gx, dcols, kernel, strides, dilations, pads, ranges, groups)
+    _run(source.col2im, gx, gx.size, dcols, gx, gx.size, *args, rank=len(kernel))
 
 
 # ---------------------------------------------------------------- pooling

@@ -85,6 +85,61 @@ def _split(var: str, sizes: str, rank: int, out: str) -> str:
             f"{var} /= {sizes}[j]; }}\n")
 
 
+def _tap_loop(rank: int) -> str:
+    """C opening a loop over the taps ``k`` with ``kk[R]`` the tap's offsets per dimension
+    (row-major, the last dimension fastest); the caller closes it."""
+    return ("        for (long long k = 0; k < KK; ++k) {\n"
+            f"            long long kr = k, kk[{rank}];\n"
+            f"            for (int j = {rank} - 1; j >= 0; --j) "
+            "{ kk[j] = kr % K[j]; kr /= K[j]; }\n")
+
+
+def _read(rank: int, start: str, tap: str, indent: str) -> str:
+    """C for ``pos`` (the flat spatial index of the input a window reads, from ``n``) and
+    ``inside`` (whether it is a real pixel, not padding): per dimension
+    ``p = start + tap - P``."""
+    return (f"{indent}long long pos = n; bool inside = true;\n"
+            f"{indent}for (int j = 0; j < {rank}; ++j) {{\n"
+            f"{indent}    const long long p = {start} + {tap} - P[j];\n"
+            f"{indent}    inside = inside && p >= 0 && p < In[j];\n"
+            f"{indent}    pos = pos * In[j] + p;\n"
+            f"{indent}}}\n")
+
+
+def _gather(rank: int, tap: str, first: str, count: str, term: str) -> str:
+    """C for the adjoints: for each tap ``k``, the output ``o`` (flat index ``m``) whose
+    window read input ``p`` through that tap, ``o = (p + P - tap) / S - first`` where that
+    divides exactly and ``0 <= o < count``; then ``term`` (``k`` and ``m`` known)."""
+    return (_tap_loop(rank)
+            + "            long long m = n; bool hit = true;\n"
+            f"            for (int j = 0; j < {rank}; ++j) {{\n"
+            f"                const long long q = p[j] + P[j] - {tap};\n"
+            f"                const long long o = q / S[j] - {first};\n"
+            f"                hit = hit && q >= 0 && q % S[j] == 0 && o >= 0 && o < {count};\n"
+            f"                m = m * {count} + o;\n"
+            "            }\n"
+            f"            if (hit) {term}\n"
+            "        }\n")
+
+
+def _columns(t: str, src: str, dst: str, rank: int) -> list:
+    """The parameters im2col and col2im share: source and destination arrays, the columns'
+    rows, taps and channels, their element strides, and the geometry per dimension."""
+    return [(f"const {t}*", src), (f"{t}*", dst), ("long long", "total"), ("long long", "M"),
+            ("long long", "KK"), ("long long", "C"), ("long long", "Cg"), ("long long", "sg"),
+            ("long long", "sm"), ("long long", "sk"), *_dims("In Oc A K S D P", rank)]
+
+
+def _pool(arrays: list, rank: int, flags: tuple = ()) -> list:
+    """The parameters of the pooling kernels: ``arrays``, the sizes, ``flags``, and the
+    geometry per dimension."""
+    return [*arrays, ("long long", "total"), ("long long", "KK"), ("long long", "C"), *flags,
+            *_dims("In O K S P", rank)]
+
+
+_CHANNEL = "        long long r = i;\n        const long long c = r % C; r /= C;\n"
+
+
 def im2col(dtype, rank: int) -> Kernel:
     """``cols[g, m, k*Cg + c] = x[n, o*S + k*D - P, g*Cg + c]`` (zero in the padding).
 
@@ -93,27 +148,19 @@ def im2col(dtype, rank: int) -> Kernel:
     ``(n, A + o)`` of the chunk whose outputs start at ``A`` and number ``Oc``.
     """
     t = ctype(dtype)
-    params = [(f"const {t}*", "x"), (f"{t}*", "cols"), ("long long", "total"),
-              ("long long", "M"), ("long long", "KK"), ("long long", "C"), ("long long", "Cg"),
-              ("long long", "sg"), ("long long", "sm"), ("long long", "sk"),
-              *_dims("In Oc A K S D P", rank)]
     body = (
         "        long long r = i;\n"
         "        const long long c = r % Cg; r /= Cg;\n"
-        "        long long k = r % KK; r /= KK;\n"
-        "        long long m = r % M; const long long g = r / M;\n"
-        "        const long long row = m;\n"
+        "        const long long tap = r % KK; r /= KK;\n"
+        "        const long long row = r % M, g = r / M;\n"
+        "        long long k = tap, m = row;\n"
         + _split("k", "K", rank, "kk") + _split("m", "Oc", rank, "o")
-        + "        long long pos = m; bool inside = true;\n"
-        f"        for (int j = 0; j < {rank}; ++j) {{\n"
-        "            const long long p = (A[j] + o[j]) * S[j] + kk[j] * D[j] - P[j];\n"
-        "            inside = inside && p >= 0 && p < In[j];\n"
-        "            pos = pos * In[j] + p;\n"
-        "        }\n"
-        "        const long long tap = (i / Cg) % KK;\n"
-        f"        cols[g * sg + row * sm + (tap * Cg + c) * sk] = "
+        + "        const long long n = m;\n"
+        + _read(rank, "(A[j] + o[j]) * S[j]", "kk[j] * D[j]", "        ")
+        + f"        cols[g * sg + row * sm + (tap * Cg + c) * sk] = "
         f"inside ? x[pos * C + g * Cg + c] : ({t})0;\n")
-    return _render("im2col", t, rank, params, body, _locals("In Oc A K S D P", rank))
+    return _render("im2col", t, rank, _columns(t, "x", "cols", rank), body,
+                   _locals("In Oc A K S D P", rank))
 
 
 def col2im(dtype, rank: int) -> Kernel:
@@ -124,30 +171,17 @@ def col2im(dtype, rank: int) -> Kernel:
     by one in tap order, as the reference's strided adds do.
     """
     t = ctype(dtype)
-    params = [(f"const {t}*", "dcols"), (f"{t}*", "gx"), ("long long", "total"),
-              ("long long", "M"), ("long long", "KK"), ("long long", "C"), ("long long", "Cg"),
-              ("long long", "sg"), ("long long", "sm"), ("long long", "sk"),
-              *_dims("In Oc A K S D P", rank)]
     body = (
         "        long long r = i;\n"
         "        const long long ch = r % C; r /= C;\n"
         "        const long long g = ch / Cg, c = ch % Cg;\n"
         + _split("r", "In", rank, "p")
         + f"        const long long n = r;\n        {t} acc = gx[i];\n"
-        "        for (long long k = 0; k < KK; ++k) {\n"
-        "            long long kr = k, m = n; bool hit = true;\n"
-        f"            long long kk[{rank}];\n"
-        f"            for (int j = {rank} - 1; j >= 0; --j) {{ kk[j] = kr % K[j]; kr /= K[j]; }}\n"
-        f"            for (int j = 0; j < {rank}; ++j) {{\n"
-        "                const long long q = p[j] + P[j] - kk[j] * D[j];\n"
-        "                const long long o = q / S[j] - A[j];\n"
-        "                hit = hit && q >= 0 && q % S[j] == 0 && o >= 0 && o < Oc[j];\n"
-        "                m = m * Oc[j] + o;\n"
-        "            }\n"
-        "            if (hit) acc += dcols[g * sg + m * sm + (k * Cg + c) * sk];\n"
-        "        }\n"
-        "        gx[i] = acc;\n")
-    return _render("col2im", t, rank, params, body, _locals("In Oc A K S D P", rank))
+        + _gather(rank, "kk[j] * D[j]", "A[j]", "Oc[j]",
+                  "acc += dcols[g * sg + m * sm + (k * Cg + c) * sk];")
+        + "        gx[i] = acc;\n")
+    return _render("col2im", t, rank, _columns(t, "dcols", "gx", rank), body,
+                   _locals("In Oc A K S D P", rank))
 
 
 def max_pool(dtype, rank: int) -> Kernel:
@@ -157,120 +191,76 @@ def max_pool(dtype, rank: int) -> Kernel:
     a NaN maximum takes no gradient (its pick is -1), as in the reference.
     """
     t = ctype(dtype)
-    params = [(f"const {t}*", "x"), (f"{t}*", "y"), ("int*", "pick"), ("long long", "total"),
-              ("long long", "KK"), ("long long", "C"), *_dims("In O K S P", rank)]
     body = (
-        "        long long r = i;\n"
-        "        const long long c = r % C; r /= C;\n"
-        + _split("r", "O", rank, "o")
+        _CHANNEL + _split("r", "O", rank, "o")
         + f"        const long long n = r;\n        {t} best = ({t})0; int chosen = -1;\n"
-        "        for (long long k = 0; k < KK; ++k) {\n"
-        "            long long kr = k, pos = n; bool inside = true;\n"
-        f"            long long kk[{rank}];\n"
-        f"            for (int j = {rank} - 1; j >= 0; --j) {{ kk[j] = kr % K[j]; kr /= K[j]; }}\n"
-        f"            for (int j = 0; j < {rank}; ++j) {{\n"
-        "                const long long p = o[j] * S[j] + kk[j] - P[j];\n"
-        "                inside = inside && p >= 0 && p < In[j];\n"
-        "                pos = pos * In[j] + p;\n"
-        "            }\n"
-        "            if (!inside) continue;\n"
+        + _tap_loop(rank) + _read(rank, "o[j] * S[j]", "kk[j]", "            ")
+        + "            if (!inside) continue;\n"
         f"            const {t} v = x[pos * C + c];\n"
         "            if (chosen < 0 || v > best || (v != v && best == best)) "
         "{ best = v; chosen = (int)k; }\n"
         "        }\n"
         f"        y[i] = chosen < 0 ? -({t})DJ_INF : best;\n"
         "        pick[i] = best == best ? chosen : -1;\n")
-    return _render("max_pool", t, rank, params, body, _locals("In O K S P", rank))
-
-
-def _window_gather(rank: int, t: str, term: str) -> str:
-    """C for ``gx[i] = sum over taps k and outputs o whose window holds input p of term``."""
-    return (
-        "        long long r = i;\n"
-        "        const long long c = r % C; r /= C;\n"
-        + _split("r", "In", rank, "p")
-        + f"        const long long n = r;\n        {t} acc = ({t})0;\n"
-        "        for (long long k = 0; k < KK; ++k) {\n"
-        "            long long kr = k, m = n; bool hit = true;\n"
-        f"            long long kk[{rank}];\n"
-        f"            for (int j = {rank} - 1; j >= 0; --j) {{ kk[j] = kr % K[j]; kr /= K[j]; }}\n"
-        f"            for (int j = 0; j < {rank}; ++j) {{\n"
-        "                const long long q = p[j] + P[j] - kk[j];\n"
-        "                const long long o = q / S[j];\n"
-        "                hit = hit && q >= 0 && q % S[j] == 0 && o < O[j];\n"
-        "                m = m * O[j] + o;\n"
-        "            }\n"
-        f"            if (hit) {term}\n"
-        "        }\n"
-        "        gx[i] = acc;\n")
+    arrays = [(f"const {t}*", "x"), (f"{t}*", "y"), ("int*", "pick")]
+    return _render("max_pool", t, rank, _pool(arrays, rank), body, _locals("In O K S P", rank))
 
 
 def max_pool_backward(dtype, rank: int) -> Kernel:
     """``gx[n, p, c]`` = sum of ``gy`` over the windows whose pick is input ``p``."""
     t = ctype(dtype)
-    params = [(f"const {t}*", "gy"), ("const int*", "pick"), (f"{t}*", "gx"),
-              ("long long", "total"), ("long long", "KK"), ("long long", "C"),
-              *_dims("In O K S P", rank)]
-    term = "{ const long long at = m * C + c; if (pick[at] == k) acc += gy[at]; }"
-    return _render("max_pool_backward", t, rank, params, _window_gather(rank, t, term),
+    body = (_CHANNEL + _split("r", "In", rank, "p")
+            + f"        const long long n = r;\n        {t} acc = ({t})0;\n"
+            + _gather(rank, "kk[j]", "0", "O[j]",
+                      "{ const long long at = m * C + c; if (pick[at] == k) acc += gy[at]; }")
+            + "        gx[i] = acc;\n")
+    return _render("max_pool_backward", t, rank,
+                   _pool([(f"const {t}*", "gy"), ("const int*", "pick"), (f"{t}*", "gx")], rank),
+                   body,
                    _locals("In O K S P", rank))
 
 
-def _avg_count(rank: int) -> str:
+def _avg_count(rank: int, o: str, indent: str) -> str:
     """C for ``cnt``: the window's real taps (``min(o*S+K, P+L) - max(o*S, P)`` per
     dimension), or all ``KK`` taps when padding counts."""
-    return (
-        "        long long cnt = KK;\n"
-        "        if (!include_pad) {\n"
-        "            cnt = 1;\n"
-        f"            for (int j = 0; j < {rank}; ++j) {{\n"
-        "                const long long lo = o[j] * S[j], hi = lo + K[j];\n"
-        "                cnt *= (hi < P[j] + In[j] ? hi : P[j] + In[j]) - "
-        "(lo > P[j] ? lo : P[j]);\n"
-        "            }\n"
-        "        }\n")
+    return (f"{indent}long long cnt = KK;\n"
+            f"{indent}if (!include_pad) {{\n"
+            f"{indent}    cnt = 1;\n"
+            f"{indent}    for (int j = 0; j < {rank}; ++j) {{\n"
+            f"{indent}        const long long lo = {o}[j] * S[j], hi = lo + K[j];\n"
+            f"{indent}        cnt *= (hi < P[j] + In[j] ? hi : P[j] + In[j]) - "
+            "(lo > P[j] ? lo : P[j]);\n"
+            f"{indent}    }}\n"
+            f"{indent}}}\n")
 
 
 def avg_pool(dtype, rank: int) -> Kernel:
     """``y[n, o, c]`` = the sum of the window's real taps divided by its count."""
     t = ctype(dtype)
-    params = [(f"const {t}*", "x"), (f"{t}*", "y"), ("long long", "total"),
-              ("long long", "KK"), ("long long", "C"), ("int", "include_pad"),
-              *_dims("In O K S P", rank)]
     body = (
-        "        long long r = i;\n"
-        "        const long long c = r % C; r /= C;\n"
-        + _split("r", "O", rank, "o")
+        _CHANNEL + _split("r", "O", rank, "o")
         + f"        const long long n = r;\n        {t} acc = ({t})0;\n"
-        "        for (long long k = 0; k < KK; ++k) {\n"
-        "            long long kr = k, pos = n; bool inside = true;\n"
-        f"            long long kk[{rank}];\n"
-        f"            for (int j = {rank} - 1; j >= 0; --j) {{ kk[j] = kr % K[j]; kr /= K[j]; }}\n"
-        f"            for (int j = 0; j < {rank}; ++j) {{\n"
-        "                const long long p = o[j] * S[j] + kk[j] - P[j];\n"
-        "                inside = inside && p >= 0 && p < In[j];\n"
-        "                pos = pos * In[j] + p;\n"
-        "            }\n"
-        "            if (inside) acc += x[pos * C + c];\n"
-        "        }\n"
-        + _avg_count(rank) + f"        y[i] = acc / ({t})cnt;\n")
+        + _tap_loop(rank) + _read(rank, "o[j] * S[j]", "kk[j]", "            ")
+        + "            if (inside) acc += x[pos * C + c];\n        }\n"
+        + _avg_count(rank, "o", "        ") + f"        y[i] = acc / ({t})cnt;\n")
+    params = _pool([(f"const {t}*", "x"), (f"{t}*", "y")], rank, (("int", "include_pad"),))
     return _render("avg_pool", t, rank, params, body, _locals("In O K S P", rank))
 
 
 def avg_pool_backward(dtype, rank: int) -> Kernel:
     """``gx[n, p, c]`` = sum over the windows holding ``p`` of ``gy / count``."""
     t = ctype(dtype)
-    params = [(f"const {t}*", "gy"), (f"{t}*", "gx"), ("long long", "total"),
-              ("long long", "KK"), ("long long", "C"), ("int", "include_pad"),
-              *_dims("In O K S P", rank)]
-    count = _avg_count(rank).replace("o[j]", "oo[j]").replace("        ", "                ")
     term = ("{\n"
             f"                long long mr = m, oo[{rank}];\n"
             f"                for (int j = {rank} - 1; j >= 0; --j) "
             "{ oo[j] = mr % O[j]; mr /= O[j]; }\n"
-            + count + f"                acc += gy[m * C + c] / ({t})cnt;\n            }}")
-    return _render("avg_pool_backward", t, rank, params, _window_gather(rank, t, term),
-                   _locals("In O K S P", rank))
+            + _avg_count(rank, "oo", "                ")
+            + f"                acc += gy[m * C + c] / ({t})cnt;\n            }}")
+    body = (_CHANNEL + _split("r", "In", rank, "p")
+            + f"        const long long n = r;\n        {t} acc = ({t})0;\n"
+            + _gather(rank, "kk[j]", "0", "O[j]", term) + "        gx[i] = acc;\n")
+    params = _pool([(f"const {t}*", "gy"), (f"{t}*", "gx")], rank, (("int", "include_pad"),))
+    return _render("avg_pool_backward", t, rank, params, body, _locals("In O K S P", rank))
 
 
 def bias_relu(dtype) -> Kernel:
