@@ -382,6 +382,14 @@ def test_export_writes_onnx_and_keras_files_that_predict_the_same(ws, run_a):
     np.testing.assert_array_equal(load_model(ws.root / "m.keras").predict(x), model.predict(x))
     proc = ws.run("export", run_dir, data=False)
     assert proc.returncode == 2 and "give --onnx PATH and/or --keras PATH" in proc.stderr
+    from PIL import Image
+
+    Image.fromarray(ws.arrays[2][0]).save(ws.root / "first.png")
+    # the same model in three formats (a file has no class names: indices are printed)
+    answers = {re.sub(r"[^,]* (\d\.\d{3})", r"\1",
+                      ws.run_ok("predict", source, "first.png", data=False).split(": ", 1)[1])
+               for source in (run_dir, "m.onnx", "m.keras")}
+    assert len(answers) == 1, answers
 
 
 # ---------------------------------------------------------------- summary, help, errors

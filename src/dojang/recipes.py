@@ -105,8 +105,9 @@ def read_run(run_dir: str) -> dict:
 def final_model(run: str, files: bool = False):
     """``(run state, model)`` of a run directory: its final model, else its last checkpoint.
 
-    With ``files``, a path to a model file gives ``({}, model)``, read by
-    ``dojang.models.load_model`` (which picks the reader for the file's format).
+    With ``files``, a path to a model file gives ``({}, model)``: an ``.onnx`` file read by
+    ``dojang.onnx.load``, any other by ``dojang.models.load_model`` (``.dojang``,
+    ``.keras``).
 
     Raises:
         ValueError: not a run directory (or model file), or a run without a finished epoch.
@@ -115,6 +116,10 @@ def final_model(run: str, files: bool = False):
     from dojang.fileio import confined
 
     if files and os.path.isfile(run):
+        if str(run).lower().endswith(".onnx"):
+            from dojang import onnx
+
+            return {}, onnx.load(run)
         return {}, models.load_model(run)
     state = read_run(run)
     path = confined(run, "model.dojang", "model")
