@@ -55,9 +55,6 @@ ALLOWED_UP: dict[tuple[str, str], str] = {
 }
 
 MAX_LINES = 500
-# Long today, being split by concept in the kernel-registry work (issue 11 item 3); remove
-# an entry once its file is split.
-LONG_PENDING_SPLIT = {"dojang/kernels/conv.py", "dojang/kernels/jit.py"}
 
 
 def _module_name(path: Path) -> str:
@@ -187,7 +184,7 @@ def test_files_are_small_or_say_why():
     long = []
     for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text()
-        if text.count("\n") <= MAX_LINES or str(path.relative_to(SRC)) in LONG_PENDING_SPLIT:
+        if text.count("\n") <= MAX_LINES:
             continue
         doc = ast.get_docstring(ast.parse(text)) or ""
         if "lines" not in doc.lower():  # the docstring says why the file is long

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dojang import settings
+from dojang import backends, settings
 
 REFERENCE = "reference"
 
@@ -103,20 +103,8 @@ def _backend(args) -> str:
         if isinstance(a, np.ndarray):
             return "numpy"
         if hasattr(a, "dtype") and hasattr(a, "shape"):
-            backend_of = getattr(_backends(), "backend_of", None)
-            if backend_of is not None:
-                return backend_of(a).name
-            return type(a).__module__.split(".")[0]
+            return backends.backend_of(a).name
     return "numpy"
-
-
-def _backends():
-    """``dojang.backends`` when it exists (its ``backend_of`` names an array's backend)."""
-    try:
-        import dojang.backends as backends
-    except ImportError:
-        return None
-    return backends
 
 
 def select(op: str, *args, **kwargs) -> Variant:
