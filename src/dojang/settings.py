@@ -73,10 +73,13 @@ _threads: ContextVar[int] = ContextVar("dojang_threads", default=THREADS_DEFAULT
 
 
 @contextlib.contextmanager
-def _set(var: ContextVar, value) -> Iterator[None]:
+def scoped(var: ContextVar, value) -> Iterator:
+    """Give context variable ``var`` the value ``value`` inside a ``with`` block (yielded),
+    restoring the previous value after it: the one mechanism behind every scope in dojang
+    (these knobs, ``dj.device``, strategies, weight sources, the CUDA engine)."""
     token = var.set(value)
     try:
-        yield
+        yield value
     finally:
         var.reset(token)
 
@@ -98,12 +101,12 @@ def no_grad() -> contextlib.AbstractContextManager[None]:
         >>> y.requires_grad
         False
     """
-    return _set(_grad_enabled, False)
+    return scoped(_grad_enabled, False)
 
 
 def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Re-enable graph recording inside a ``with`` block (undoes ``no_grad``)."""
-    return _set(_grad_enabled, True)
+    return scoped(_grad_enabled, True)
 
 
 # ------------------------------------------------------------------------ dtype
@@ -131,7 +134,7 @@ def set_default_dtype(dtype) -> None:
 
 def default_dtype(dtype) -> contextlib.AbstractContextManager[None]:
     """Use ``dtype`` as the default floating dtype inside a ``with`` block."""
-    return _set(_default_dtype, _check_float_dtype(dtype))
+    return scoped(_default_dtype, _check_float_dtype(dtype))
 
 
 # ------------------------------------------------------------------------ im2col budget
@@ -148,7 +151,7 @@ def get_im2col_budget() -> int:
 
 def im2col_budget(nbytes: int) -> contextlib.AbstractContextManager[None]:
     """Bound the convolution's im2col buffer to ``nbytes`` inside a ``with`` block."""
-    return _set(_im2col_budget, _check_budget(nbytes))
+    return scoped(_im2col_budget, _check_budget(nbytes))
 
 
 def set_im2col_budget(nbytes: int) -> None:
@@ -175,7 +178,7 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant to be one of {VARIANTS}. Received: "
                          f"variant={variant!r}")
-    return _set(_variant, variant)
+    return scoped(_variant, variant)
 
 
 def get_jit() -> bool | None:
@@ -197,7 +200,7 @@ def jit(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"Expected enabled to be a bool. Received: enabled={enabled!r}")
-    return _set(_variant, "numba" if enabled else "reference")
+    return scoped(_variant, "numba" if enabled else "reference")
 
 
 def compiled_wanted() -> bool:
@@ -221,7 +224,7 @@ def recycling(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"Expected enabled to be a bool. Received: enabled={enabled!r}")
-    return _set(_recycle, enabled)
+    return scoped(_recycle, enabled)
 
 
 # ------------------------------------------------------------------------ threads
@@ -238,4 +241,4 @@ def threads(n: int) -> contextlib.AbstractContextManager[None]:
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"Expected n to be an integer from 1 to {MAX_THREADS}. Received: n={n!r}")
-    return _set(_threads, n)
+    return scoped(_threads, n)

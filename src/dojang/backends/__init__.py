@@ -20,12 +20,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 
 import numpy as np
 
+from dojang import settings
 from dojang.backends.base import Backend
 from dojang.backends.cupy_backend import CUPY, gpu_count
 from dojang.backends.numpy_backend import NUMPY
@@ -132,8 +131,7 @@ def default_device() -> str:
     return _default_device.get()
 
 
-@contextlib.contextmanager
-def device(name: str) -> Iterator[str]:
+def device(name: str):
     """Create new layers and models on device ``name`` inside a ``with`` block.
 
     Layers made inside the block create their weights there and move the arrays they are
@@ -148,11 +146,7 @@ def device(name: str) -> Iterator[str]:
         ...     dj.layers.Dense(2)._device
         'cpu'
     """
-    token = _default_device.set(check_device(name))
-    try:
-        yield _default_device.get()
-    finally:
-        _default_device.reset(token)
+    return settings.scoped(_default_device, check_device(name))
 
 
 def get(device: str) -> Backend:

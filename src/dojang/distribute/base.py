@@ -24,10 +24,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from contextvars import ContextVar
 
 import numpy as np
+
+from dojang import settings
 
 __all__ = ["SingleProcess", "Strategy", "current", "shard_bounds"]
 
@@ -112,14 +113,9 @@ class Strategy:
     def check_same(self, what: str, value: str) -> None:
         """Raise ValueError on every process unless all pass the same ``value``."""
 
-    @contextlib.contextmanager
     def scope(self):
         """Make this the strategy :func:`current` returns inside the ``with`` block."""
-        token = _SCOPED.set(self)
-        try:
-            yield self
-        finally:
-            _SCOPED.reset(token)
+        return settings.scoped(_SCOPED, self)
 
 
 class SingleProcess(Strategy):

@@ -10,8 +10,9 @@ source for safetensors headers).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
+
+from dojang import settings
 
 _SOURCE: contextvars.ContextVar = contextvars.ContextVar("dojang_weight_source", default=None)
 
@@ -21,7 +22,6 @@ def current():
     return _SOURCE.get()
 
 
-@contextlib.contextmanager
 def weights_from(source):
     """Scope in which ``add_weight`` takes every weight from ``source.take(...)``.
 
@@ -36,8 +36,4 @@ def weights_from(source):
         >>> float(np.abs(layer.get_weights()[0]).sum())
         0.0
     """
-    token = _SOURCE.set(source)
-    try:
-        yield source
-    finally:
-        _SOURCE.reset(token)
+    return settings.scoped(_SOURCE, source)

@@ -10,11 +10,11 @@ with ``use(engine)`` (``tests/cuda_host.py`` runs the same sources on the CPU).
 
 from __future__ import annotations
 
-import contextlib
 from contextvars import ContextVar
 
 import numpy as np
 
+from dojang import settings
 from dojang.kernels.cuda import launch as _launch
 
 _SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64}
@@ -70,11 +70,6 @@ def engine_for(array):
                     f"{type(array).__name__}")
 
 
-@contextlib.contextmanager
 def use(engine):
     """Run the CUDA kernels on ``engine`` inside a ``with`` block (tests: the host shim)."""
-    token = _override.set(engine)
-    try:
-        yield engine
-    finally:
-        _override.reset(token)
+    return settings.scoped(_override, engine)
