@@ -27,17 +27,25 @@ def torch_setup():
     return torch
 
 
-def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2) -> dict:
-    """Time each callable ``steps`` times per window, alternating; return median seconds/step."""
+def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
+                     sync=None) -> dict:
+    """Time each callable ``steps`` times per window, alternating; return median seconds/step.
+
+    ``sync``: called after the warm-up and to end each window (a GPU's device
+    synchronisation, so that queued work is inside the window that launched it).
+    """
+    sync = sync or (lambda: None)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    sync()
     samples = {name: [] for name in fns}
     for _ in range(windows):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
+            sync()
             samples[name].append((time.perf_counter() - t0) / steps)
     return {name: statistics.median(v) for name, v in samples.items()}
 

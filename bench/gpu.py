@@ -15,31 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402  (the alternating timer)
 import numpy as np  # noqa: E402
 
 CONV = (128, 56, 56, 64, 64)  # N, H, W, C_in, C_out
-
-
-def _timed(fns: dict, steps: int, windows: int, sync) -> dict:
-    for fn in fns.values():
-        fn()
-        fn()
-    sync()
-    samples = {k: [] for k in fns}
-    for _ in range(windows):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            sync()
-            samples[name].append((time.perf_counter() - t0) / steps)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def dojang_train(model_name, batch, shape, optimizer):
@@ -134,17 +117,17 @@ def main(argv=None) -> None:
             ("seed CNN train b1024 img/s", "fashion_cnn", 1024, (28, 28, 1), "adam", 10),
             ("ResNet-20 train b128 img/s", "resnet20", 128, (32, 32, 3), "sgd", 5)]
     for label, model, batch, shape, opt, steps in jobs:
-        sec = _timed({"dojang": dojang_train(model, batch, shape, opt),
-                      "nchw": torch_train(model, batch, shape, opt, False),
-                      "nhwc": torch_train(model, batch, shape, opt, True)},
-                     steps, args.windows, sync)
+        fns = {"dojang": dojang_train(model, batch, shape, opt),
+               "nchw": torch_train(model, batch, shape, opt, False),
+               "nhwc": torch_train(model, batch, shape, opt, True)}
+        sec = common.time_alternating(fns, steps, args.windows, sync=sync)
         best = min(("nchw", "nhwc"), key=sec.get)
         d, t = batch / sec["dojang"], batch / sec[best]
         print(f"{label:<34} {d:12.0f} {t:12.0f} {d / t:7.2f}  {best}", flush=True)
     n, h, w, c, co = CONV
     flops = 3 * 2 * n * h * w * 9 * c * co
-    sec = _timed({"dojang": dojang_conv(), "nchw": torch_conv(False), "nhwc": torch_conv(True)},
-                 10, args.windows, sync)
+    fns = {"dojang": dojang_conv(), "nchw": torch_conv(False), "nhwc": torch_conv(True)}
+    sec = common.time_alternating(fns, 10, args.windows, sync=sync)
     best = min(("nchw", "nhwc"), key=sec.get)
     d, t = flops / sec["dojang"] / 1e12, flops / sec[best] / 1e12
     print(f"{'3x3 conv 128x56x56x64 fwd+bwd TFLOP/s':<34} {d:12.2f} {t:12.2f} {d / t:7.2f}  "
