@@ -311,8 +311,8 @@ class Layer:
         with the formula.
         """
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]  # __call__
-        # moves them to the layer's device
+        # host arrays: __call__ moves them to the layer's device
+        zeros = [np.zeros((1,) + tuple(s[1:]), dtype=self.dtype) for s in shapes]
         with no_grad():
             out = self(zeros if _is_shape_list(input_shape) else zeros[0])
         return (input_shape[0][0] if _is_shape_list(input_shape) else input_shape[0],) + \
