@@ -206,6 +206,11 @@ def test_bias_relu_and_relu_gradients(host):
     g, sums = ops.relu_grad_bias(gy, got)
     np.testing.assert_array_equal(g, np.where(got > 0, gy, 0))
     np.testing.assert_allclose(sums, np.where(got > 0, gy, 0).sum(axis=(0, 1, 2)), rtol=1e-5)
+    from dojang.kernels.conv import cuda as conv_cuda
+
+    g_only, none = conv_cuda.relu_grad_bias(gy, got, bias=False)  # no sum without a bias
+    assert none is None
+    np.testing.assert_array_equal(g_only, g)
     np.testing.assert_array_equal(ops.relu(y), np.maximum(y, 0))
 
 

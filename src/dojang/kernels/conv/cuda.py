@@ -33,6 +33,7 @@ def bias_relu_(y, b, relu: bool) -> None:
 @register("conv.relu_grad_bias", backend="cupy", variant="cuda", priority=1,
           usable=lambda gy, y, bias=True: floats(gy, y))
 def relu_grad_bias(gy, y, bias: bool = True):
-    """``(gy where y > 0, its per-channel sum or None)``."""
-    g, sums = ops.relu_grad_bias(gy, y)
-    return g, sums if bias else None
+    """``(gy where y > 0, its per-channel sum or None)``: the sum only when ``bias``."""
+    if not bias:
+        return ops.relu_grad(gy, y), None
+    return ops.relu_grad_bias(gy, y)
