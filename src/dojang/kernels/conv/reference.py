@@ -49,10 +49,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
+from dojang import backends
 from dojang.backend import get_array_module
-from dojang.kernels import alloc, plan
+from dojang.kernels import plan
 from dojang.kernels.conv.im2col import _offsets, _workspace, scratch
 from dojang.kernels.registry import dispatch, register
 from dojang.kernels.threads import split_batch
@@ -136,7 +135,7 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     xp = get_array_module(x, w)
     pads = pads or ((0, 0),) * (x.ndim - 2)
     out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
-    y = _new(xp, (x.shape[0],) + out + (w.shape[-1],), x.dtype)
+    y = _new(x, (x.shape[0],) + out + (w.shape[-1],), x.dtype)
     if y.size == 0:  # an empty batch (or no output channels): nothing to lower
         return y, None
     if not plan.keep_columns(x, w, strides, dilations, groups, pads, training):
@@ -184,11 +183,10 @@ def _im2col_gemm(x, w, y, strides, dilations, pads, groups, kept=None) -> None:
             yg[...] = xp.matmul(cols, wg)
 
 
-def _new(xp, shape, dtype, zero: bool = False):
-    """A new output array; NumPy ones come from ``alloc`` (recycled, no page faults)."""
-    if xp is np:
-        return alloc.zeros(shape, dtype) if zero else alloc.empty(shape, dtype)
-    return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+def _new(like, shape, dtype, zero: bool = False):
+    """A new output array from the backend of ``like`` (NumPy's: recycled, no page faults)."""
+    backend = backends.backend_of(like)
+    return backend.zeros(shape, dtype) if zero else backend.empty(shape, dtype)
 
 
 def _full_cols(buf, groups: int, m: int, kc: int, single: bool):
@@ -215,7 +213,7 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
     # the tight size, whose extra rows get no gradient)
     kernel, _, chunks = plan.lowering(x_shape, w.shape, strides, dilations, pads,
                                       gy.dtype.itemsize, out=gy.shape[1:-1])
-    gx = _new(xp, x_shape, gy.dtype, zero=True)
+    gx = _new(gy, x_shape, gy.dtype, zero=True)
     if gy.size == 0:
         return gx
     if path == "depthwise":
