@@ -3,8 +3,9 @@
 For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it decides:
 
 - **forward**: ``direct`` (the compiled register tiles of ``kernels.conv.direct``, for
-  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``) or
-  ``depthwise`` (one multiply-accumulate per kernel offset);
+  few channels), ``winograd`` (F(4x4, 3x3), ``kernels.conv.winograd``, for 3x3 stride-1
+  layers with many channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``)
+  or ``depthwise`` (one multiply-accumulate per kernel offset);
 - **keep columns**: whether a training forward keeps its im2col columns for the filter
   gradient (``keep_columns``) instead of rebuilding them in backward;
 - **input gradient**: a stride-1 correlation of ``gy`` with the flipped filters (itself
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dojang.kernels import compile
-from dojang.settings import get_im2col_budget
+from dojang.settings import get_im2col_budget, get_kernel_variant
 from dojang.shapes import window_output_shape
 
 # Columns are built and consumed in chunks of at most this size even under a larger
@@ -64,6 +65,15 @@ TILE_RC = 4
 MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
+
+# Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (measured by
+# ``bench/winograd.py``, alternating, on the AVX2 2-core host): its T = 36 GEMMs have
+# C_in as their inner dimension and C_out as their width, and OpenBLAS runs them well
+# from 64 channels; below, the tile transforms cost more than the multiplications they
+# save (16 and 32 channels: 1.5-2x slower than direct). A 4x4 output tile needs at
+# least 4 outputs per side to be filled.
+MIN_WINOGRAD_CHANNELS = 64
+MIN_WINOGRAD_SIDE = 4
 
 Pads = Sequence[tuple[int, int]]
 
@@ -103,6 +113,27 @@ def direct_filters(x, gy, w_shape, groups: int) -> bool:
     c_in, c_out = w_shape[-2], w_shape[-1]
     return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
             and _direct_fits(w_shape, groups, x, gy))
+
+
+def winograd_applies(x, w_shape, strides, dilations, groups: int, *others) -> bool:
+    """True when ``kernels.conv.winograd`` can compute this correlation: 2-d, 3x3, stride 1,
+    dilation 1, one group, NumPy float32/64 arrays of one dtype, compiled kernels on."""
+    return (len(w_shape) == 4 and tuple(w_shape[:2]) == (3, 3) and groups == 1
+            and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
+            and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
+
+
+def winograd_forward(x, w_shape, out, strides, dilations, groups: int, *others) -> bool:
+    """True when Winograd takes this correlation (``out``: the output's spatial sizes):
+    where it applies, C_in and C_out >= 64 and both output sides >= 4; inside
+    ``dojang.config.kernels("winograd")`` wherever it applies, and never inside another
+    forced variant."""
+    forced = get_kernel_variant()
+    if forced not in (None, "winograd") or not winograd_applies(x, w_shape, strides,
+                                                                dilations, groups, *others):
+        return False
+    return forced == "winograd" or (
+        min(w_shape[-2:]) >= MIN_WINOGRAD_CHANNELS and min(out) >= MIN_WINOGRAD_SIDE)
 
 
 def fused_bias_relu(y) -> bool:
@@ -154,7 +185,11 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
     128 (29 MB) and on ResNet-20 (up to 75 MB) a rebuild costs about what keeping costs in
     the forward pass, and no such array lives on. Kept columns must cover whole samples
     and the whole batch must fit the im2col budget. When both direct kernels take the
-    layer, the direct forward runs and nothing is kept.
+    layer, the direct forward runs and nothing is kept; so does a forced Winograd
+    forward (``kernels("winograd")``). Where columns are kept (small batches: they fit
+    the cache chunk), the forward stays im2col even where Winograd would take it: the
+    planned Winograd forward was measured against the direct kernel and im2col at
+    batches whose columns are not kept.
     """
     if not wanted or is_depthwise(x.shape[-1], groups):
         return False
@@ -167,6 +202,9 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
         hi - lo == o for (lo, hi), o in zip(parts[0][1], out, strict=True))
     if not whole or groups * total > get_im2col_budget():
         return False
+    if get_kernel_variant() == "winograd" and winograd_forward(x, w.shape, out, strides,
+                                                                dilations, groups, w):
+        return False  # forced: the forward is Winograd's wherever it applies
     return not (direct_forward(x, w.shape, groups, w)
                 and direct_filters(x, x, w.shape, groups))
 
@@ -178,14 +216,17 @@ def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) 
     With the compiled col2im, widening layers (C_out > C_in) are faster through the GEMM
     + col2im: the correlation's columns would be C_out/C_in times wider (measured 12-15%
     less time on the seed CNN's second conv), unless the correlation runs as a direct
-    convolution, and not for a transposed conv's output padding.
+    or Winograd convolution, and not for a transposed conv's output padding.
     """
     if is_depthwise(x_shape[-1], groups):
         return "depthwise"
     r = len(x_shape) - 2
+    flipped = w.shape[:r] + (w.shape[-1], w.shape[-2])
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
                 and compiled_im2col(gy, r, groups)
-                and not direct_forward(gy, w.shape[:r] + (w.shape[-1], w.shape[-2]), groups, w)
+                and not direct_forward(gy, flipped, groups, w)
+                and not winograd_forward(gy, flipped, x_shape[1:-1], strides, dilations,
+                                         groups, w)
                 and window_output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
                 == gy.shape[1:-1])
     if not widening and all(s == 1 for s in strides):
@@ -199,10 +240,10 @@ class ConvPlan:
     """How one convolution runs, and why (``str()`` explains it).
 
     Attributes:
-        forward: ``"direct"``, ``"im2col"`` or ``"depthwise"``.
+        forward: ``"direct"``, ``"winograd"``, ``"im2col"`` or ``"depthwise"``.
         keep_columns: a training forward keeps its columns for the filter gradient.
-        input_gradient: ``"correlation (direct)"``, ``"correlation (im2col)"``,
-            ``"col2im"`` or ``"depthwise"``.
+        input_gradient: ``"correlation (direct)"``, ``"correlation (winograd)"``,
+            ``"correlation (im2col)"``, ``"col2im"`` or ``"depthwise"``.
         filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"`` or ``"depthwise"``.
         bias_relu: ``"compiled"``, ``"numpy"`` or ``"none"``.
         im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
@@ -233,6 +274,7 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     depthwise = is_depthwise(c_in, groups)
     keep = keep_columns(x, w, strides, dilations, groups, pads, training)
     compiled = compile.usable(x, w)
+    out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
     reasons = []
     if not compiled:
         reasons.append("compiled kernels off or not applicable (numba missing, "
@@ -244,6 +286,14 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         forward = "im2col"
         reasons.append("training: im2col columns kept for the filter gradient (they fit "
                        "the budget and the direct kernels do not take both passes)")
+    elif winograd_forward(x, w.shape, out, strides, dilations, groups, w):
+        forward = "winograd"
+        reasons.append(f"3x3, stride 1, C_in = {c_in}, C_out = {c_out} >= "
+                       f"{MIN_WINOGRAD_CHANNELS}, output {'x'.join(map(str, out))}: Winograd "
+                       "F(4x4, 3x3), 4x fewer multiplications, measured faster than direct "
+                       "and im2col"
+                       + (" (forced: kernels('winograd'))"
+                          if get_kernel_variant() == "winograd" else ""))
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
         reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {MAX_DIRECT_C_OUT}, a multiple "
@@ -253,12 +303,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         forward = "im2col"
         reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in, "
                        f"C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
-    out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
     gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
     if path == "correlation":
         flipped = w.shape[:rank] + (c_out, w.shape[-2])
-        path += " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)"
+        path += (" (winograd)" if winograd_forward(gy, flipped, x.shape[1:-1], (1,) * rank,
+                                                   dilations, groups, w)
+                 else " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)")
     if path == "col2im":
         why = ("stride > 1" if any(s > 1 for s in strides) else
                f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
