@@ -62,14 +62,15 @@ _TRANSFORMS = {
 }
 
 
-_TERMS = 5  # the most nonzero coefficients in a row of B^T or A^T (F(4x4)'s A^T)
+# The most nonzero coefficients in a row of B^T (4) and of A^T (5), for F(4x4) and F(2x2).
+_B_TERMS, _A_TERMS = 4, 5
 
 
-def _terms(mat, dtype):
-    """Each row of ``mat`` as ``_TERMS`` (column, coefficient) pairs, its nonzero ones
+def _terms(mat, dtype, terms: int):
+    """Each row of ``mat`` as ``terms`` (column, coefficient) pairs, its nonzero ones
     first; the rest repeat the first column with coefficient 0."""
-    cols = np.zeros((mat.shape[0], _TERMS), np.int64)
-    coefs = np.zeros((mat.shape[0], _TERMS), dtype)
+    cols = np.zeros((mat.shape[0], terms), np.int64)
+    coefs = np.zeros((mat.shape[0], terms), dtype)
     for r, row in enumerate(mat):
         nz = np.flatnonzero(row)
         cols[r], coefs[r, :nz.size] = nz[0], row[nz]
@@ -77,7 +78,7 @@ def _terms(mat, dtype):
     return cols, coefs
 
 
-# Every 1-d transform step is ``out[c] = sum over 5 terms of k * src[offset + c]``: one
+# Every 1-d transform step is ``out[c] = sum over 4 or 5 terms of k * src[offset + c]``: one
 # pass over C contiguous values that LLVM vectorises. A term with coefficient 0 reads a
 # value of the same tile, so a non-finite input spoils only its own tile's outputs
 # (the transforms mix the whole tile anyway).
@@ -105,28 +106,24 @@ def _input_transform(x, v, cols, coefs, ph, pw, n0, th, tw):
         db = np.empty(a_ * a_ * c_, x.dtype)  # d B, (row, column, channel)
         for tj in range(tw):
             for j in range(a_):
-                k0, k1, k2, k3, k4 = (coefs[j, 0], coefs[j, 1], coefs[j, 2], coefs[j, 3],
-                                      coefs[j, 4])
+                k0, k1, k2, k3 = coefs[j, 0], coefs[j, 1], coefs[j, 2], coefs[j, 3]
                 for r in range(a_):
                     b = r * rw + tj * m * c_
-                    o0, o1, o2, o3, o4 = (b + cols[j, 0] * c_, b + cols[j, 1] * c_,
-                                          b + cols[j, 2] * c_, b + cols[j, 3] * c_,
-                                          b + cols[j, 4] * c_)
+                    o0, o1, o2, o3 = (b + cols[j, 0] * c_, b + cols[j, 1] * c_,
+                                      b + cols[j, 2] * c_, b + cols[j, 3] * c_)
                     out = db[(r * a_ + j) * c_:]
-                    s0, s1, s2, s3, s4 = rows[o0:], rows[o1:], rows[o2:], rows[o3:], rows[o4:]
+                    s0, s1, s2, s3 = rows[o0:], rows[o1:], rows[o2:], rows[o3:]
                     for c in range(c_):
-                        out[c] = k0 * s0[c] + k1 * s1[c] + k2 * s2[c] + k3 * s3[c] + k4 * s4[c]
+                        out[c] = k0 * s0[c] + k1 * s1[c] + k2 * s2[c] + k3 * s3[c]
             for i in range(a_):
-                k0, k1, k2, k3, k4 = (coefs[i, 0], coefs[i, 1], coefs[i, 2], coefs[i, 3],
-                                      coefs[i, 4])
+                k0, k1, k2, k3 = coefs[i, 0], coefs[i, 1], coefs[i, 2], coefs[i, 3]
                 for j in range(a_):
-                    o0, o1, o2, o3, o4 = ((cols[i, 0] * a_ + j) * c_, (cols[i, 1] * a_ + j) * c_,
-                                          (cols[i, 2] * a_ + j) * c_, (cols[i, 3] * a_ + j) * c_,
-                                          (cols[i, 4] * a_ + j) * c_)
+                    o0, o1, o2, o3 = ((cols[i, 0] * a_ + j) * c_, (cols[i, 1] * a_ + j) * c_,
+                                      (cols[i, 2] * a_ + j) * c_, (cols[i, 3] * a_ + j) * c_)
                     out = v[i * a_ + j, q * tw + tj]
-                    s0, s1, s2, s3, s4 = db[o0:], db[o1:], db[o2:], db[o3:], db[o4:]
+                    s0, s1, s2, s3 = db[o0:], db[o1:], db[o2:], db[o3:]
                     for c in range(c_):
-                        out[c] = k0 * s0[c] + k1 * s1[c] + k2 * s2[c] + k3 * s3[c] + k4 * s4[c]
+                        out[c] = k0 * s0[c] + k1 * s1[c] + k2 * s2[c] + k3 * s3[c]
 
 
 @kernel()
@@ -181,7 +178,8 @@ def forward(x, w, y, pads, m: int = 4) -> None:
     and ``w`` (3, 3, C, C_out) by F(m x m, 3 x 3) (``m``: 4, or 2 for comparisons), zero
     padding ``pads`` before (``y``'s shape gives the rest; negative pads crop)."""
     a = m + 2
-    b_terms, a_terms = _terms(_TRANSFORMS[m][0], x.dtype), _terms(_TRANSFORMS[m][2], x.dtype)
+    b_terms = _terms(_TRANSFORMS[m][0], x.dtype, _B_TERMS)
+    a_terms = _terms(_TRANSFORMS[m][2], x.dtype, _A_TERMS)
     n_, c_in, c_out = x.shape[0], x.shape[-1], w.shape[-1]
     th, tw = -(-y.shape[1] // m), -(-y.shape[2] // m)
     u = filters(w, m)
