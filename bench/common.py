@@ -28,11 +28,13 @@ def torch_setup():
 
 
 def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
-                     sync=None) -> dict:
+                     sync=None, stat=statistics.median) -> dict:
     """Time each callable ``steps`` times per window, alternating; return median seconds/step.
 
     ``sync``: called after the warm-up and to end each window (a GPU's device
     synchronisation, so that queued work is inside the window that launched it).
+    ``stat``: what summarises a callable's windows (``min``: the least disturbed one,
+    for a busy machine).
     """
     sync = sync or (lambda: None)
     for fn in fns.values():
@@ -47,7 +49,7 @@ def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
                 fn()
             sync()
             samples[name].append((time.perf_counter() - t0) / steps)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: stat(v) for name, v in samples.items()}
 
 
 def print_table(rows: list[dict], print_fn=print) -> str:

@@ -5,19 +5,22 @@ For each shape: the forward, the input gradient and the filter gradient through 
 kernel ops, timed with Winograd off (``kernels("numba")``: the direct kernels and the
 compiled im2col, as the plan picks them) and forced on (``kernels("winograd")``, for
 the forward and the stride-1 input gradient), alternating window by window in this one
-process (``common.time_alternating``, median over the windows); the forward also as
-F(2x2, 3x3). The filter gradient does not use Winograd: it is timed as the plan runs
-it, for its share of the step. ``*`` marks the path ``kernels.plan`` takes. Then the
+process (``common.time_alternating``; the median over the windows, or with ``--best``
+the best window, the least disturbed on a shared machine); the forward also as
+F(2x2, 3x3). ``BENCH_THREADS=1 NUMBA_NUM_THREADS=1`` times one core. The filter
+gradient does not use Winograd: it is timed as the plan runs it, for its share of the
+step. ``*`` marks the path ``kernels.plan`` takes. Then the
 error of each path against a float64 result, relative to the output's largest
 magnitude (the figures in ``kernels/conv/winograd.py``'s docstring).
 
-Usage: python bench/winograd.py [--windows 7]
+Usage: python bench/winograd.py [--windows 7] [--best]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from functools import partial
 
@@ -46,7 +49,7 @@ def _in_scope(variant, fn):
     return run
 
 
-def timings(n, h, c, co, windows):
+def timings(n, h, c, co, windows, stat):
     """{pass: (ms planned without Winograd, ms F(4x4), ms F(2x2) or None, plan picks F(4x4))}."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, h, h, c), dtype=np.float32)
@@ -68,7 +71,7 @@ def timings(n, h, c, co, windows):
             fns["F4"] = _in_scope("winograd", fn)
         if f2 is not None:
             fns["F2"] = f2
-        t = common.time_alternating(fns, steps=2, windows=windows)
+        t = common.time_alternating(fns, steps=2, windows=windows, stat=stat)
         out[name] = (t["off"] * 1e3, t.get("F4", 0) * 1e3, t.get("F2", 0) * 1e3, picked)
     return out
 
@@ -96,13 +99,16 @@ def errors(n=4, h=16, c=64, co=64):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=7)
+    parser.add_argument("--best", action="store_true", help="the best window, not the median")
     args = parser.parse_args()
-    print(f"3x3 stride-1 convs, ms (median of {args.windows} alternating windows): planned "
+    stat, what = (min, "best") if args.best else (statistics.median, "median")
+    print(f"3x3 stride-1 convs, ms ({what} of {args.windows} alternating windows, "
+          f"{common.THREADS} thread(s)): planned "
           "without Winograd -> F(4x4,3x3) [F(2x2,3x3)]; >1x: Winograd faster; * the plan's "
           f"pick (C_in, C_out >= {plan.MIN_WINOGRAD_CHANNELS})")
     for n, h, c, co in SHAPES:
         cells = []
-        for name, (off, f4, f2, picked) in timings(n, h, c, co, args.windows).items():
+        for name, (off, f4, f2, picked) in timings(n, h, c, co, args.windows, stat).items():
             if not f4:
                 cells.append(f"{name} {off:7.2f}")
                 continue

@@ -17,18 +17,37 @@ With many channels the products become T = a^2 independent GEMMs over the channe
    ``y`` (the last row and column of tiles cut at the output's edge).
 
 The filter transform ``U = G g G^T`` is two small tensor products in NumPy. The work is
-done in chunks of whole samples whose ``V`` and ``M`` together fit ``plan.CACHE_CHUNK_BYTES``, so
-that the GEMMs read what the input transform has just written from the cache.
+done in chunks of whole samples whose ``V`` and ``M`` together fit
+``plan.CACHE_CHUNK_BYTES``, so that the GEMMs read from the cache what the input
+transform has just written.
 
 Multiplications per output: 9 C C_out for the direct convolution, (a/m)^2 C C_out here
 (F(2x2, 3x3): 4, i.e. 2.25x fewer; F(4x4, 3x3): 2.25, 4x fewer). The price is rounding:
-the transforms' coefficients (up to 8 in A for F(4x4)) amplify float32's rounding.
-Measured against a float64 direct result (standard-normal inputs and filters scaled by
-1/sqrt(9 C), 3x3 layers of 16-64 channels, relative to the output's largest magnitude):
+the transforms' coefficients (up to 8 in A^T and 1/24 in G for F(4x4)) amplify
+float32's. Error of float32 results against a float64 direct result, relative to the
+output's largest magnitude (standard-normal inputs, filters scaled by 1/sqrt(9 C), 3x3
+"same" layers of 5 to 64 channels, ``bench/winograd.py`` prints the 16x16x64 -> 64 row):
 
-- direct / im2col float32: max 1e-6, mean 1e-7 (...)
-- F(2x2, 3x3) float32: (...)
-- F(4x4, 3x3) float32: (...)
+=====================  ====================  =====================
+float32 path           max error             mean error
+=====================  ====================  =====================
+direct / im2col        2e-7 to 8e-7          2e-8 to 6e-8
+F(2x2, 3x3)            2e-7 to 3e-7          2e-8 to 4e-8
+F(4x4, 3x3)            2.7e-6 to 6.6e-6      1.2e-7 to 2.2e-7
+=====================  ====================  =====================
+
+F(4x4, 3x3) is about 10x further from the exact result than the direct sum, and 15x
+inside the oracle suite's float32 bound (1e-4 of the output's scale); float64 stays
+near 1e-15. It is the one the plan uses: F(2x2, 3x3) was slower on every layer
+measured (its GEMMs do 1.8x the work of F(4x4)'s, over 1.8x more transformed data),
+for an error that is only that of the direct sum. Against the direct kernel and
+im2col, one thread each (alternating, best of 7; on this AVX2 host): 1.6-1.8x faster
+with 64 channels (8x8 and 32x32), 2.1-2.3x with 128, 1.08x for 32 -> 64, and 0.5-0.7x
+with 16 or 32 channels, where the transforms cost more than the GEMMs save
+(``kernels.plan.MIN_WINOGRAD_CHANNELS``).
+
+A non-finite input spoils its whole output tile (the transforms mix the tile), where
+the direct sum spoils only the outputs whose window holds it.
 
 The stride-1 input gradient is a correlation of ``gy`` with the flipped filters
 (``conv.reference._full_correlation``), so it runs here too where the plan takes it.
@@ -47,8 +66,8 @@ from dojang.kernels.compile import kernel, prange
 from dojang.kernels.conv.im2col import scratch
 from dojang.kernels.registry import register
 
-# The transforms (Lavin & Gray 2016), interpolation points 0, +-1 (and +-2, +-1/2 for
-# F(4x4)), infinity: (B^T, G, A^T) per output tile size m.
+# The transforms (Lavin & Gray 2016), interpolation points 0, +-1, infinity (and +-2 for
+# F(4x4)): (B^T, G, A^T) per output tile size m.
 _TRANSFORMS = {
     2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
         np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
