@@ -66,12 +66,13 @@ MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
 
-# Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (measured by
-# ``bench/winograd.py``, alternating, on the AVX2 2-core host): its T = 36 GEMMs have
-# C_in as their inner dimension and C_out as their width, and OpenBLAS runs them well
-# from 64 channels; below, the tile transforms cost more than the multiplications they
-# save (16 and 32 channels: 1.5-2x slower than direct). A 4x4 output tile needs at
-# least 4 outputs per side to be filled.
+# Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (``bench/winograd.py
+# --best``, alternating, on the AVX2 2-core host; the table is in
+# ``kernels/conv/winograd.py``): its 36 GEMMs have C_in as their inner dimension and C_out
+# as their width; from 64 channels each it measured 1.3-2.2x faster on one thread, below
+# that the tile transforms cost more than the multiplications they save (16 and 32
+# channels: 0.3-0.8x; 32 -> 64: 1.05x, left to direct). A 4x4 output tile needs at least
+# 4 outputs per side to be filled.
 MIN_WINOGRAD_CHANNELS = 64
 MIN_WINOGRAD_SIDE = 4
 

@@ -38,13 +38,30 @@ F(4x4, 3x3)            2.7e-6 to 6.6e-6      1.2e-7 to 2.2e-7
 
 F(4x4, 3x3) is about 10x further from the exact result than the direct sum, and 15x
 inside the oracle suite's float32 bound (1e-4 of the output's scale); float64 stays
-near 1e-15. It is the one the plan uses: F(2x2, 3x3) was slower on every layer
-measured (its GEMMs do 1.8x the work of F(4x4)'s, over 1.8x more transformed data),
-for an error that is only that of the direct sum. Against the direct kernel and
-im2col, one thread each (alternating, best of 7; on this AVX2 host): 1.6-1.8x faster
-with 64 channels (8x8 and 32x32), 2.1-2.3x with 128, 1.08x for 32 -> 64, and 0.5-0.7x
-with 16 or 32 channels, where the transforms cost more than the GEMMs save
-(``kernels.plan.MIN_WINOGRAD_CHANNELS``).
+near 1e-15. F(2x2, 3x3) keeps the direct sum's accuracy but was slower than F(4x4) on
+every layer the plan gives Winograd (its GEMMs do 1.8x the work, over 1.8x more
+transformed data): on one thread 22.2, 144.8 and 61.6 ms against 16.5, 101.7 and 44.7
+on the three wide layers below. So the plan uses F(4x4, 3x3).
+
+Speed against the plan's other paths (direct kernel or im2col), ``bench/winograd.py
+--best``: alternating, best of 9 windows, on the AVX2 host shared with other work (load
+average 9 on its 2 cores), forward / input gradient:
+
+========================  ===============  ===============
+layer (batch)             one thread       two threads
+========================  ===============  ===============
+8x8, 64 -> 64 (128)       1.28x / 1.45x    0.94x / 1.01x
+32x32, 64 -> 64 (64)      1.35x / 1.63x    2.01x / 1.47x
+16x16, 128 -> 128 (32)    2.24x / 1.04x    1.01x / 1.55x
+14x14, 32 -> 64 (128)     1.05x / 1.06x    0.90x / 0.95x
+16x16, 32 -> 32 (128)     0.75x / 0.32x    0.64x / 0.84x
+32x32, 16 -> 16 (128)     0.77x / 0.49x    0.55x / 0.35x
+========================  ===============  ===============
+
+With 16 or 32 channels the transforms cost more than the GEMMs save; hence the plan's
+rule, C_in and C_out >= 64 (``kernels.plan.MIN_WINOGRAD_CHANNELS``). On two busy cores
+the 36 small two-thread GEMMs lose more to the load than the direct kernel's whole-sample
+threads do.
 
 A non-finite input spoils its whole output tile (the transforms mix the tile), where
 the direct sum spoils only the outputs whose window holds it.
