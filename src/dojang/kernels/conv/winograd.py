@@ -223,6 +223,7 @@ def forward(x, w, y, pads, m: int = 4) -> None:
     tiles = th * tw  # per sample
     step = max(1, min(n_, plan.CACHE_CHUNK_BYTES // (a * a * tiles * (c_in + c_out)
                                                       * x.itemsize)))
+    step = -(-n_ // -(-n_ // step))  # chunks of equal size (no small GEMMs at the end)
     v = scratch(np, "winograd.v", a * a * step * tiles * c_in, x.dtype)
     mm = scratch(np, "winograd.m", a * a * step * tiles * c_out, x.dtype)
     for n0 in range(0, n_, step):
