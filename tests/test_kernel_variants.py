@@ -65,13 +65,13 @@ def _direct_case(dtype, rank, filters=False):
 
 
 def _winograd_case(dtype, pads):
-    """A 3x3 stride-1 correlation that the planner gives Winograd (64 channels), with
-    sizes that 4x4 tiles do not divide."""
+    """A 3x3 stride-1 correlation that the planner gives Winograd (64 channels, 32x32
+    outputs and more), with a height that 4x4 tiles do not divide."""
     rng = _rng(12)
-    x = rng.standard_normal((2, 7, 5, 64)).astype(dtype)
+    x = rng.standard_normal((1, 33, 32, 64)).astype(dtype)
     w = rng.standard_normal((3, 3, 64, 64)).astype(dtype)
-    out = shapes.window_output_shape((7, 5), (3, 3), (1, 1), (1, 1), pads)
-    return (x, w, np.zeros((2,) + out + (64,), dtype), (1, 1), (1, 1), pads, 1), {}
+    out = shapes.window_output_shape((33, 32), (3, 3), (1, 1), (1, 1), pads)
+    return (x, w, np.zeros((1,) + out + (64,), dtype), (1, 1), (1, 1), pads, 1), {}
 
 
 def _pool_case(dtype, geometry):
@@ -253,7 +253,7 @@ def test_dispatch_honours_the_scope_and_falls_back_to_the_reference():
 
 
 @pytest.mark.parametrize("c_in,c_out,batch", [(1, 32, 4), (8, 16, 4), (32, 64, 4),
-                                              (16, 128, 2), (4, 4, 2), (64, 64, 32)])
+                                              (16, 128, 2), (4, 4, 2)])
 def test_the_plan_is_what_runs(c_in, c_out, batch):
     layer = dj.layers.Conv2D(c_out, 3, padding="same", groups=4 if c_in == c_out == 4 else 1)
     p = dj.kernels.plan(layer, (batch, 9, 9, c_in))

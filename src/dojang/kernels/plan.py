@@ -67,14 +67,15 @@ MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
 
 # Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (``bench/winograd.py
-# --best``, alternating, on the AVX2 2-core host; the table is in
-# ``kernels/conv/winograd.py``): its 36 GEMMs have C_in as their inner dimension and C_out
-# as their width; from 64 channels each it measured 1.3-2.2x faster on one thread, below
-# that the tile transforms cost more than the multiplications they save (16 and 32
-# channels: 0.3-0.8x; 32 -> 64: 1.05x, left to direct). A 4x4 output tile needs at least
-# 4 outputs per side to be filled.
+# --best``, alternating, on the AVX2 2-core host under load; the table is in
+# ``kernels/conv/winograd.py``). Its 36 GEMMs have C_in as their inner dimension and
+# C_out as their width: with 16 or 32 channels the tile transforms cost more than the
+# multiplications they save (0.2-0.8x). From 64 channels it measured 1.3-2.2x faster on
+# one thread at every size, but on two threads only from 32x32 outputs (1.5-2.7x
+# forward, 1.5-4.9x input gradient): below that (8x8, 16x16) each of its many small
+# two-thread OpenBLAS calls pays a thread wake-up, and it measured 0.65-1.0x there.
 MIN_WINOGRAD_CHANNELS = 64
-MIN_WINOGRAD_SIDE = 4
+MIN_WINOGRAD_SIDE = 32
 
 Pads = Sequence[tuple[int, int]]
 
@@ -126,7 +127,7 @@ def winograd_applies(x, w_shape, strides, dilations, groups: int, *others) -> bo
 
 def winograd_forward(x, w_shape, out, strides, dilations, groups: int, *others) -> bool:
     """True when Winograd takes this correlation (``out``: the output's spatial sizes):
-    where it applies, C_in and C_out >= 64 and both output sides >= 4; inside
+    where it applies, C_in and C_out >= 64 and both output sides >= 32; inside
     ``dojang.config.kernels("winograd")`` wherever it applies, and never inside another
     forced variant."""
     forced = get_kernel_variant()
@@ -290,9 +291,9 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     elif winograd_forward(x, w.shape, out, strides, dilations, groups, w):
         forward = "winograd"
         reasons.append(f"3x3, stride 1, C_in = {c_in}, C_out = {c_out} >= "
-                       f"{MIN_WINOGRAD_CHANNELS}, output {'x'.join(map(str, out))}: Winograd "
-                       "F(4x4, 3x3), 4x fewer multiplications, measured faster than direct "
-                       "and im2col"
+                       f"{MIN_WINOGRAD_CHANNELS}, output {'x'.join(map(str, out))} (sides >= "
+                       f"{MIN_WINOGRAD_SIDE}): Winograd F(4x4, 3x3), 4x fewer "
+                       "multiplications, measured faster than direct and im2col"
                        + (" (forced: kernels('winograd'))"
                           if get_kernel_variant() == "winograd" else ""))
     elif direct_forward(x, w.shape, groups, w):

@@ -58,10 +58,15 @@ layer (batch)             one thread       two threads
 32x32, 16 -> 16 (128)     0.77x / 0.49x    0.55x / 0.35x
 ========================  ===============  ===============
 
-With 16 or 32 channels the transforms cost more than the GEMMs save; hence the plan's
-rule, C_in and C_out >= 64 (``kernels.plan.MIN_WINOGRAD_CHANNELS``). On two busy cores
-the 36 small two-thread GEMMs lose more to the load than the direct kernel's whole-sample
-threads do.
+With 16 or 32 channels the transforms cost more than the GEMMs save. On two threads
+the 36 GEMMs of a chunk are 36 OpenBLAS calls, and each wakes OpenBLAS's threads: with
+``OPENBLAS_THREAD_TIMEOUT=4`` (what the benchmarks set) the GEMMs of the 8x8 layer took
+7.7 ms instead of 1.75 ms; with OpenBLAS's default spinning, its spinning threads take
+the cores from the transforms' threads on a busy machine instead (ResNet-20 training
+measured 0.69x with the 8x8 layers on Winograd). Two threads then gained only from
+32x32 outputs on. Hence the plan's rule: C_in and C_out >= 64, output sides >= 32
+(``kernels.plan.MIN_WINOGRAD_CHANNELS``, ``MIN_WINOGRAD_SIDE``). A GEMM inside the
+transforms' own parallel region (no OpenBLAS call per t) would lift the second limit.
 
 A non-finite input spoils its whole output tile (the transforms mix the tile), where
 the direct sum spoils only the outputs whose window holds it.
