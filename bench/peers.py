@@ -11,6 +11,8 @@ after the idle check of common.py (which leaves out this process and the worker)
 see the same load. A peer's figure is its fastest layout or mode, and the table says
 which. Written to DIR/<UTC time>.json too (default build/bench), with the host (ISA,
 NumPy's BLAS kernel) and the versions. A benchmark, not a test: goals are 1.0x.
+TensorFlow turns its oneDNN kernels on by default only on some CPUs (the table's header
+says which); ``TF_ENABLE_ONEDNN_OPTS=1 make bench-peers`` times them where it does not.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def main(argv=None):
             print(f"  {w.title}: done", flush=True)
     finally:
         worker.close()
-    run.finish(rows, COLUMNS, {"tool": "bench/peers.py", "host": host, "keras": peer,
+    columns = COLUMNS if args.pytorch else [c for c in COLUMNS if "pytorch" not in c[0]]
+    run.finish(rows, columns, {"tool": "bench/peers.py", "host": host, "keras": peer,
                                "windows": args.windows, "quick": args.quick}, args.out)
     return rows
 
