@@ -3,6 +3,6 @@ ones (``numba``: im2col/col2im, fused bias + ReLU, and the direct kernels of ``d
 all registered in ``dojang.kernels.registry``; ``kernels.plan`` decides how each
 convolution runs."""
 
-from dojang.kernels.conv import cuda, im2col, numba, reference
+from dojang.kernels.conv import cuda, depthwise, im2col, numba, reference
 
-__all__ = ["cuda", "im2col", "numba", "reference"]
+__all__ = ["cuda", "depthwise", "im2col", "numba", "reference"]
