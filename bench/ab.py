@@ -25,13 +25,15 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# name -> (model, batch, input shape, optimizer or None for inference, steps per window)
+# name -> (model, batch, input shape, optimizer or None for inference, steps per window);
+# the model "dwsep" is no zoo model but the depthwise-separable block (``block`` below)
 WORKLOADS = {
     "train32": ("fashion_cnn", 32, (28, 28, 1), "adam", 40),
     "train128": ("fashion_cnn", 128, (28, 28, 1), "adam", 12),
     "infer1000": ("fashion_cnn", 1000, (28, 28, 1), None, 4),
     "lenet64": ("lenet5", 64, (28, 28, 1), "sgd", 40),
     "resnet20": ("resnet20", 128, (32, 32, 3), "sgd", 2),
+    "dwsep": ("dwsep", 64, (32, 32, 64), None, 8),
 }
 
 WORKER = r"""
@@ -40,11 +42,25 @@ import numpy as np
 import dojang as dj
 from dojang import zoo
 
+def block(x):
+    # DepthwiseConv2D(3, 'same') + Conv2D(C, 1), both with bias: forward + backward, the
+    # input gradient and every weight gradient (cleared before each step)
+    dw = dj.layers.DepthwiseConv2D(3, padding="same")
+    pw = dj.layers.Conv2D(x.shape[-1], 1)
+    tx = dj.Tensor(x, requires_grad=True)
+    def step():
+        for t in [tx] + dw.weights + pw.weights:
+            t.grad = None
+        pw(dw(tx)).sum().backward()
+    return step
+
 def build(model_name, batch, shape, optimizer):
     dj.random.set_seed(0)
-    model = zoo.get(model_name, input_shape=tuple(shape))
     rng = np.random.default_rng(0)
     x = rng.random((batch, *shape), dtype=np.float32)
+    if model_name == "dwsep":
+        return block(x)
+    model = zoo.get(model_name, input_shape=tuple(shape))
     y = rng.integers(0, 10, size=batch)
     if optimizer is None:
         return lambda: model.predict(x, batch_size=batch, verbose=0)

@@ -96,8 +96,10 @@ def test_plan_names_the_compiled_depthwise_and_the_1x1_gemm():
     assert "vector multiply-add across the channels" in str(dwp)
     pwp = dj.kernels.plan(L.Conv2D(64, 1), (64, 32, 32, 64))
     assert (pwp.forward, pwp.input_gradient, pwp.filter_gradient, pwp.keep_columns) == (
-        "gemm", "gemm", "gemm", False)
-    assert "no im2col copy" in str(pwp)
+        "gemm", "gemm", "direct", False)
+    assert "no im2col copy" in str(pwp) and "long N*H*W inner dimension" in str(pwp)
+    odd = dj.kernels.plan(L.Conv2D(5, 1), (2, 9, 9, 3))  # no direct tile: the GEMM
+    assert (odd.forward, odd.input_gradient, odd.filter_gradient) == ("gemm",) * 3
     assert dj.kernels.plan(L.Conv2D(64, 1, strides=2), (8, 9, 9, 64)).forward != "gemm"
     with dj.config.kernels("reference"):
         assert dj.kernels.plan(L.DepthwiseConv2D(3), (2, 9, 9, 4)).forward == "depthwise (numpy)"

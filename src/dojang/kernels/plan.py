@@ -62,8 +62,13 @@ TILE_RC = 4
 # 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
 # channel im2col has its own fast path (direct measured 2-3x slower there). The filter
 # gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x). The forward keeps one block of TILE_B output
-# channels' filters in cache while it passes over a sample: at most 64 KiB.
+# (32 x 32: 1.07x; 64 x 64: 0.86x). A 1x1 filter gradient takes the direct kernel at any
+# C_in * C_out: its GEMM (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W,
+# over which OpenBLAS's threads meet once per block of M; on a loaded machine (load 7 on
+# 2 cores) that GEMM measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32,
+# 64 -> 64 channels; alone on one thread: 8.6 against 9.8 ms). The forward keeps one
+# block of TILE_B output channels' filters in cache while it passes over a sample: at
+# most 64 KiB.
 MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
@@ -118,9 +123,10 @@ def direct_forward(x, w_shape, groups: int, w=None) -> bool:
 
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
     """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
-    C_in * C_out <= 1024."""
+    C_in * C_out <= 1024 or a 1x1 kernel."""
     c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
+    return (c_in % TILE_RC == 0 and (c_in * c_out <= MAX_DIRECT_FILTER_CC
+                                     or all(k == 1 for k in w_shape[:-2]))
             and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -304,14 +310,16 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
         path = filters = forward
-    elif pointwise:
-        filters = "gemm"
     elif keep:
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and C_in * C_out = "
-                       f"{c_in * c_out} <= {MAX_DIRECT_FILTER_CC}")
+        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and " + (
+            "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
+            "under load)" if math.prod(w.shape[:-2]) == 1 else
+            f"C_in * C_out = {c_in * c_out} <= {MAX_DIRECT_FILTER_CC}"))
+    elif pointwise:
+        filters = "gemm"
     else:
         filters = "im2col"
     bias_relu = "none" if not (bias or relu) else (

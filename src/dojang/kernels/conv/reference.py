@@ -281,8 +281,8 @@ def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
 
     ``cols`` may be the columns ``conv_forward`` kept (one GEMM). Otherwise the
     depthwise kernel (``"conv.depthwise_filter_grad"``, which sums the bias gradient in
-    the same pass), one GEMM (``plan.is_pointwise``) or ``"conv.filter_grad"`` (the
-    direct kernel where the plan takes it) runs. Only the outputs that ``gy`` covers take
+    the same pass), one GEMM (``plan.is_pointwise``, unless the direct kernel takes it)
+    or ``"conv.filter_grad"`` (the direct kernel where the plan takes it) runs. Only the outputs that ``gy`` covers take
     part (a transposed conv with ``output_padding >= S`` has an ``x`` larger than the
     tight size).
     """
@@ -297,8 +297,8 @@ def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
     if cols is not None:
         whole = [(slice(0, x.shape[0]), tuple((0, o) for o in gy.shape[1:-1]))]
         dw = _filter_gemm(x, gy, w_shape, strides, dilations, pads, groups, whole, cols)
-    elif (plan.is_pointwise(w_shape, strides, pads, groups)
-          and gy.shape[1:-1] == x.shape[1:-1]):
+    elif (plan.is_pointwise(w_shape, strides, pads, groups) and gy.shape[1:-1] == x.shape[1:-1]
+          and not plan.direct_filters(x, gy, w_shape, groups)):
         dw = (x.reshape(-1, x.shape[-1]).T @ gy.reshape(-1, gy.shape[-1])).reshape(w_shape)
     else:
         dw = dispatch("conv.filter_grad", x, gy, w_shape, strides, dilations, pads, groups)
