@@ -45,9 +45,10 @@ def _forward(x, w, b, y, mult, sh, sw, dh, dw, ph, pw, relu):
     n_, h_, w_, c_ = x.shape
     kh_, kw_ = w.shape[0], w.shape[1]
     oh_, ow_, co_ = y.shape[1], y.shape[2], y.shape[3]
-    # 3x3, M = 1: two output pixels whose nine taps are all inside x in one pass over
-    # the channels, each filter value loaded once for both
-    fast = kh_ == 3 and kw_ == 3 and mult == 1
+    # 3x3, M = 1 and SW == DW: two output pixels whose nine taps are all inside x in one
+    # pass over the channels; their taps are four columns of each kernel row, and each
+    # filter value is loaded once for both
+    fast = kh_ == 3 and kw_ == 3 and mult == 1 and sw == dw
     w3 = w if fast else np.zeros((3, 3, co_), w.dtype)
     w00, w01, w02, w10, w11, w12 = w3[0, 0], w3[0, 1], w3[0, 2], w3[1, 0], w3[1, 1], w3[1, 2]
     w20, w21, w22 = w3[2, 0], w3[2, 1], w3[2, 2]
@@ -58,25 +59,22 @@ def _forward(x, w, b, y, mult, sh, sw, dh, dw, ph, pw, relu):
         j = 0
         while j < ow_:
             v0 = j * sw - pw
-            if inner and j + 1 < ow_ and v0 >= 0 and v0 + sw + 2 * dw < w_:
+            if inner and j + 1 < ow_ and v0 >= 0 and v0 + 3 * dw < w_:
                 r0, r1, r2 = x[n, h0], x[n, h0 + dh], x[n, h0 + 2 * dh]
-                v1 = v0 + sw
-                a0, a1, a2, a3 = r0[v0], r0[v0 + dw], r0[v0 + 2 * dw], r0[v1]
-                a4, a5, b0, b1 = r0[v1 + dw], r0[v1 + 2 * dw], r1[v0], r1[v0 + dw]
-                b2, b3, b4, b5 = r1[v0 + 2 * dw], r1[v1], r1[v1 + dw], r1[v1 + 2 * dw]
-                c0, c1, c2, c3 = r2[v0], r2[v0 + dw], r2[v0 + 2 * dw], r2[v1]
-                c4, c5 = r2[v1 + dw], r2[v1 + 2 * dw]
+                a0, a1, a2, a3 = r0[v0], r0[v0 + dw], r0[v0 + 2 * dw], r0[v0 + 3 * dw]
+                b0, b1, b2, b3 = r1[v0], r1[v0 + dw], r1[v0 + 2 * dw], r1[v0 + 3 * dw]
+                c0, c1, c2, c3 = r2[v0], r2[v0 + dw], r2[v0 + 2 * dw], r2[v0 + 3 * dw]
                 o0, o1 = y[n, i, j], y[n, i, j + 1]
                 for c in range(c_):
                     p, q, s = w00[c], w01[c], w02[c]
                     t0 = b[c] + a0[c] * p + a1[c] * q + a2[c] * s
-                    t1 = b[c] + a3[c] * p + a4[c] * q + a5[c] * s
+                    t1 = b[c] + a1[c] * p + a2[c] * q + a3[c] * s
                     p, q, s = w10[c], w11[c], w12[c]
                     t0 += b0[c] * p + b1[c] * q + b2[c] * s
-                    t1 += b3[c] * p + b4[c] * q + b5[c] * s
+                    t1 += b1[c] * p + b2[c] * q + b3[c] * s
                     p, q, s = w20[c], w21[c], w22[c]
                     t0 += c0[c] * p + c1[c] * q + c2[c] * s
-                    t1 += c3[c] * p + c4[c] * q + c5[c] * s
+                    t1 += c1[c] * p + c2[c] * q + c3[c] * s
                     o0[c] = t0
                     o1[c] = t1
                 if relu:  # a loop of its own: a select in the loop above stops LLVM vectorising
