@@ -143,7 +143,8 @@ def _input_grad(gy, w, gx, mult, sh, sw, dh, dw, ph, pw):
 def _filters(x, gy, part, bpart, mult, sh, sw, dh, dw, ph, pw, bias):
     """``part[g, a, q, o]``: the sum over the output rows of run ``g`` of
     ``x[n, i*sh + a*dh - ph, j*sw + q*dw - pw, o // mult] * gy[n, i, j, o]``;
-    ``bpart[g, o]`` (when ``bias``): the sum of ``gy[n, i, j, o]`` over them, in float64."""
+    ``bpart[g, o]`` (when ``bias``): the sum of ``gy[n, i, j, o]`` over them (each row's
+    sum in the dtype, the rows' in float64)."""
     n_, h_, w_, c_ = x.shape
     oh_, ow_, co_ = gy.shape[1], gy.shape[2], gy.shape[3]
     groups, kh_, kw_ = part.shape[0], part.shape[1], part.shape[2]
@@ -152,29 +153,48 @@ def _filters(x, gy, part, bpart, mult, sh, sw, dh, dw, ph, pw, bias):
         acc, bacc = part[g], bpart[g]
         acc[...] = 0
         bacc[:] = 0
+        row_sum = np.empty(co_, gy.dtype)
         for r in range(g * rows // groups, (g + 1) * rows // groups):
             n, i = r // oh_, r % oh_
-            for j in range(ow_):
+            row_sum[:] = 0
+            j = 0
+            while j < ow_:
                 gr = gy[n, i, j]
-                if bias:
+                # M = 1 and two pixels whose taps are all inside x: each partial sum is
+                # loaded and stored once for both
+                v0, v1 = j * sw - pw, (j + 1) * sw - pw
+                pair = (mult == 1 and j + 1 < ow_ and v0 >= 0 and v1 + (kw_ - 1) * dw < w_)
+                g1 = gy[n, i, j + 1 if pair else j]
+                if bias and pair:
                     for o in range(co_):
-                        bacc[o] += gr[o]
+                        row_sum[o] += gr[o] + g1[o]
+                elif bias:
+                    for o in range(co_):
+                        row_sum[o] += gr[o]
                 for a in range(kh_):
                     h = i * sh + a * dh - ph
                     if h < 0 or h >= h_:
                         continue
                     for q in range(kw_):
-                        v = j * sw + q * dw - pw
+                        v = v0 + q * dw
                         if v < 0 or v >= w_:
                             continue
                         xr, ar = x[n, h, v], acc[a, q]
-                        if mult == 1:
+                        if pair:
+                            x1 = x[n, h, v1 + q * dw]
+                            for c in range(c_):
+                                ar[c] += xr[c] * gr[c] + x1[c] * g1[c]
+                        elif mult == 1:
                             for c in range(c_):
                                 ar[c] += xr[c] * gr[c]
                         else:
                             for c in range(c_):
                                 for m in range(mult):
                                     ar[c * mult + m] += xr[c] * gr[c * mult + m]
+                j += 2 if pair else 1
+            if bias:
+                for o in range(co_):
+                    bacc[o] += row_sum[o]
 
 
 def _as2d(a):

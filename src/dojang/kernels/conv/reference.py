@@ -282,9 +282,9 @@ def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
     ``cols`` may be the columns ``conv_forward`` kept (one GEMM). Otherwise the
     depthwise kernel (``"conv.depthwise_filter_grad"``, which sums the bias gradient in
     the same pass), one GEMM (``plan.is_pointwise``, unless the direct kernel takes it)
-    or ``"conv.filter_grad"`` (the direct kernel where the plan takes it) runs. Only the outputs that ``gy`` covers take
-    part (a transposed conv with ``output_padding >= S`` has an ``x`` larger than the
-    tight size).
+    or ``"conv.filter_grad"`` (the direct kernel where the plan takes it) runs. Only the
+    outputs that ``gy`` covers take part (a transposed conv with ``output_padding >= S``
+    has an ``x`` larger than the tight size).
     """
     xp = get_array_module(x, gy)
     pads = pads or ((0, 0),) * (x.ndim - 2)
