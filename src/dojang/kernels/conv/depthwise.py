@@ -38,7 +38,7 @@ from dojang.kernels.compile import kernel, prange
 _GROUPS = 16  # runs of output rows the filter gradient sums separately (see ``filters``)
 
 
-@kernel(slp=True)
+@kernel()
 def _forward(x, w, b, y, mult, sh, sw, dh, dw, ph, pw, relu):
     """``y[n, i, j, o] = act(b[o] + sum_{a, q} x[n, i*sh + a*dh - ph, j*sw + q*dw - pw,
     o // mult] * w[a, q, o])``, taps outside ``x`` read as 0."""
