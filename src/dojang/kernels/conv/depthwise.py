@@ -13,16 +13,23 @@ Layouts (rank 1 runs as height 1, ``compile.as2d``): ``x`` (N, H, W, C), filters
 (KH, KW, C*M) (the layer's (KH, KW, 1, C*M) without its unit axis), ``y`` (N, OH, OW, C*M).
 
 - ``forward``: each thread takes whole output rows ``(n, i)`` and writes each output
-  pixel once: the bias, then the taps in (a, b) order, then the fused ReLU.
-- ``input_grad``: the gather form of the adjoint, ``gx[n, h, w, c] = sum over the taps
-  (a, b) with h = i*SH + a*DH - PH, w = j*SW + b*DW - PW of gy[n, i, j, c*M + m] *
-  w[a, b, c*M + m]`` (skipping the taps whose (i, j) are not whole outputs), so each
-  input pixel is written once by one thread: no scatter, no zero-filled array first.
+  pixel once: the bias, then the taps in (a, b) order, then the fused ReLU. A 3x3
+  kernel with M = 1 and SW == DW takes two pixels whose taps are all inside ``x`` in one
+  pass over the channels (four input columns per kernel row, each filter value loaded
+  once for both): 25% less time than a pass per tap, measured on the benchmark block.
+  Each pass over the channels writes at most two arrays: with more (one per tap) LLVM
+  would need too many run-time overlap checks and measured 3x slower, unvectorised.
+- ``input_grad``: with stride 1 and M = 1, the forward on ``gy`` with the filters
+  flipped. Otherwise the gather form of the adjoint, ``gx[n, h, w, c] = sum over the
+  taps (a, b) with h = i*SH + a*DH - PH, w = j*SW + b*DW - PW of gy[n, i, j, c*M + m] *
+  w[a, b, c*M + m]`` (skipping the taps whose (i, j) are not whole outputs). Either way
+  each input pixel is written once by one thread: no scatter, no zero-filled array.
 - ``filters``: the filter gradient and, when asked, the bias gradient. The output rows
   ``(n, i)`` are cut into at most ``_GROUPS`` runs fixed by the shape (not by the thread
   count); each is summed by one thread, then the runs are added in order, so the result
-  does not depend on the threads. The bias sums run in float64 (as
-  ``conv.relu_grad_bias``'s).
+  does not depend on the threads. Two pixels share each load and store of a partial
+  sum where their taps are all inside ``x``. The bias sums run per row in the dtype and
+  over rows in float64 (as ``conv.relu_grad_bias``'s, in float64).
 
 Where these run is ``kernels.plan``'s rule (``plan.compiled_depthwise``); other cases
 (rank 3, NumPy off, other dtypes) take the reference.
