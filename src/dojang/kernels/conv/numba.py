@@ -7,6 +7,9 @@
   with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
 - the direct convolution (``kernels.conv.direct``) registered as the compiled variants of
   ``"conv.correlate"`` and ``"conv.filter_grad"``.
+- the depthwise convolution (``kernels.conv.depthwise``): ``"conv.depthwise"`` (bias and
+  ReLU fused), ``"conv.depthwise_input_grad"`` and ``"conv.depthwise_filter_grad"`` (the
+  bias gradient in the same pass).
 
 Each is registered as the ``numba`` variant of its op, with the rule ``kernels.plan``
 states. Layout channels-last (N, *spatial, C), as everywhere in ``dojang.kernels``.
@@ -18,7 +21,7 @@ import numpy as np
 
 from dojang.kernels import alloc, compile, plan
 from dojang.kernels.compile import as2d, as_samples, kernel, prange, samples
-from dojang.kernels.conv import direct
+from dojang.kernels.conv import depthwise, direct
 from dojang.kernels.registry import register
 
 
@@ -174,3 +177,27 @@ def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
     """The filter gradient from ``x`` and ``gy``: the direct kernel."""
     return direct.filters(x, gy, w_shape, strides, dilations, pads)
+
+
+@register("conv.depthwise", variant="numba", priority=1,
+          usable=lambda x, w, y, strides, dilations, pads, b, relu:
+          plan.compiled_depthwise(x, len(strides), w, y, b))
+def depthwise_(x, w, y, strides, dilations, pads, b, relu: bool) -> None:
+    """The depthwise correlation, bias and ReLU in one compiled pass."""
+    depthwise.forward(x, w, y, strides, dilations, pads, b, relu)
+
+
+@register("conv.depthwise_input_grad", variant="numba", priority=1,
+          usable=lambda gy, w, gx, strides, dilations, pads:
+          plan.compiled_depthwise(gy, len(strides), w, gx) and gx.flags.c_contiguous)
+def depthwise_input_grad(gy, w, gx, strides, dilations, pads) -> None:
+    """The depthwise input gradient, each input pixel gathered once."""
+    depthwise.input_grad(gy, w, gx, strides, dilations, pads)
+
+
+@register("conv.depthwise_filter_grad", variant="numba", priority=1,
+          usable=lambda x, gy, w_shape, strides, dilations, pads, bias:
+          plan.compiled_depthwise(x, len(strides), gy))
+def depthwise_filter_grad(x, gy, w_shape, strides, dilations, pads, bias: bool):
+    """The depthwise filter gradient and, when ``bias``, the bias gradient in one pass."""
+    return depthwise.filters(x, gy, w_shape, strides, dilations, pads, bias)
