@@ -30,6 +30,7 @@ WORKLOADS = {
     "train32": ("fashion_cnn", 32, (28, 28, 1), "adam", 40),
     "train128": ("fashion_cnn", 128, (28, 28, 1), "adam", 12),
     "infer1000": ("fashion_cnn", 1000, (28, 28, 1), None, 4),
+    "infer1": ("fashion_cnn", 1, (28, 28, 1), None, 400),
     "lenet64": ("lenet5", 64, (28, 28, 1), "sgd", 40),
     "resnet20": ("resnet20", 128, (32, 32, 3), "sgd", 2),
 }
