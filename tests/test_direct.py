@@ -180,9 +180,9 @@ def test_straight_line_vectoriser_is_switched_back_off():
     direct.forward(x, np.ones((3, 3, 4, 16), np.float32), y, (1, 1), (1, 1), ((1, 1),) * 2)
     assert numba.config.SLP_VECTORIZE == before
     assert y[0, 1, 1, 0] == 36 and y[0, 0, 0, 0] == 16  # 9 and 4 taps of 4 channels
-    with compile._straight_line():
+    with compile._StraightLine():
         assert numba.config.SLP_VECTORIZE == 1
-        with compile._straight_line():
+        with compile._StraightLine():
             pass
         assert numba.config.SLP_VECTORIZE == 1
     assert numba.config.SLP_VECTORIZE == before

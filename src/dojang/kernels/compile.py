@@ -29,7 +29,6 @@ Workqueue takes one launch at a time: see ``_launch``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -75,7 +74,7 @@ def available() -> bool:
 def enabled() -> bool:
     """True when the ops should use the compiled kernels here: the settings want them
     (``dojang.settings.compiled_wanted``) and numba imports."""
-    return settings.compiled_wanted() and available()
+    return settings.compiled_wanted() and bool(_numba or _load())
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -144,7 +143,7 @@ class _Lazy:
         try:
             if not self.slp:
                 return self.compiled(*args)
-            with _straight_line():
+            with _StraightLine():
                 return self.compiled(*args)
         finally:
             _launch.release()
@@ -164,18 +163,17 @@ class _Lazy:
             self.compiled_serial = _njit(fn, **self.options)
         if not self.slp:  # most kernels: no context to enter on every call
             return self.compiled_serial(*args)
-        with _straight_line():
+        with _StraightLine():
             return self.compiled_serial(*args)
 
 
-# calls inside ``_straight_line()`` now, over all threads, and numba's setting
+# calls inside ``_StraightLine()`` now, over all threads, and numba's setting
 # from before the first of them
 _slp = {"users": 0, "saved": 0}
 _slp_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def _straight_line():
+class _StraightLine:
     """A compilation inside runs LLVM's SLP (straight-line) vectoriser.
 
     numba turns that pass off by default (``NUMBA_SLP_VECTORIZE=0``) and reads the
@@ -183,25 +181,27 @@ def _straight_line():
     only while a kernel that needs it is called (and so compiled): the register tiles
     of ``kernels.conv._tiles``, whose named partial sums only that pass packs into vector
     registers (measured 3-6x faster). The pass changes no result. A count of the
-    calls in flight keeps it on until the last one, whatever the threads do.
+    calls in flight keeps it on until the last one, whatever the threads do. A class,
+    not a generator: it is entered on every call of a tile.
     """
-    config = _load().config
-    with _slp_lock:
-        if _slp["users"] == 0:
-            _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
-        _slp["users"] += 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        config = _load().config
+        with _slp_lock:
+            if _slp["users"] == 0:
+                _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
+            _slp["users"] += 1
+
+    def __exit__(self, *exc) -> None:
         with _slp_lock:
             _slp["users"] -= 1
             if _slp["users"] == 0:
-                config.SLP_VECTORIZE = _slp["saved"]
+                _load().config.SLP_VECTORIZE = _slp["saved"]
 
 
 def kernel(parallel: bool = True, slp: bool = False):
     """Decorator: compile with numba on first call (``prange`` splits over threads);
-    ``slp``: with LLVM's straight-line vectoriser (see ``_straight_line``)."""
+    ``slp``: with LLVM's straight-line vectoriser (see ``_StraightLine``)."""
     return lambda fn: _Lazy(fn, parallel, slp)
 
 
