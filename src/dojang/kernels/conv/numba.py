@@ -61,7 +61,7 @@ def _relu_grad_sums(gy, y, g, sums):
 def bias_relu_(y, b, relu: bool) -> None:
     """In place on a contiguous channels-last ``y``: add ``b`` (C,) (None: no bias), ReLU."""
     b = np.zeros(y.shape[-1], y.dtype) if b is None else b.astype(y.dtype, copy=False)
-    _bias_relu(as_samples(y), b, relu)
+    _bias_relu.sized(y.shape[0], y.size)(as_samples(y), b, relu)
 
 
 @register("conv.relu_grad_bias", variant="numba", priority=1,
@@ -75,7 +75,7 @@ def relu_grad_bias(gy, y, bias: bool = True):
     """
     g = alloc.empty(y.shape, gy.dtype)
     sums = np.empty((y.shape[0], y.shape[-1]), dtype=np.float64)
-    _relu_grad_sums(samples(gy), samples(y), as_samples(g), sums)
+    _relu_grad_sums.sized(y.shape[0], y.size)(samples(gy), samples(y), as_samples(g), sums)
     return g, np.add.reduce(sums, axis=0).astype(gy.dtype)
 
 
@@ -131,15 +131,17 @@ def im2col(x, cols, kernel, strides, dilations, pads, ranges) -> None:
     """Fill ``cols`` (n * prod(rows of ranges), KK*C), C-contiguous, with the columns of
     the outputs in ``ranges`` (one ``[a, b)`` per spatial dim) of ``x`` (n, *spatial, C)."""
     shape, k, s, d, p, r = as2d(x.shape, kernel, strides, dilations, pads, ranges)
-    _im2col2d(np.ascontiguousarray(x).reshape(shape), cols, k[0], k[1], s[0], s[1], d[0],
-              d[1], p[0][0], p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+    run = _im2col2d.sized(shape[0], cols.size)
+    run(np.ascontiguousarray(x).reshape(shape), cols, k[0], k[1], s[0], s[1], d[0], d[1],
+        p[0][0], p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
 
 
 def col2im(dcols, gx, kernel, strides, dilations, pads, ranges) -> None:
     """Add ``dcols`` (n * rows, KK*C) into the C-contiguous ``gx`` (n, *spatial, C)."""
     shape, k, s, d, p, r = as2d(gx.shape, kernel, strides, dilations, pads, ranges)
-    _col2im2d(dcols, gx.reshape(shape), k[0], k[1], s[0], s[1], d[0], d[1], p[0][0],
-              p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+    run = _col2im2d.sized(shape[0], dcols.size)
+    run(dcols, gx.reshape(shape), k[0], k[1], s[0], s[1], d[0], d[1], p[0][0], p[1][0],
+        r[0][0], r[0][1], r[1][0], r[1][1])
 
 
 # ------------------------------------------------------------------ registered variants
