@@ -49,9 +49,10 @@ def _im2col_case(dtype, rank, backward=False):
     return (x, np.zeros((1, m, kc), dtype), kernel, strides, dilations, pads, ranges, 1), {}
 
 
-def _direct_case(dtype, rank, filters=False):
+def _direct_case(dtype, rank, filters=False, c_in=4):
+    """``c_in`` = 6: the filter gradient pads the channels to whole tiles of 4."""
     spatial, kernel, strides, dilations, pads = _conv_geometry(rank)
-    n, c_in, c_out = 2, 4, 16
+    n, c_out = 2, 16
     out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
     rng = _rng(10 + rank)
     x = rng.standard_normal((n,) + spatial + (c_in,)).astype(dtype)
@@ -133,7 +134,8 @@ CASES = {
     "conv.im2col": lambda dt: [_im2col_case(dt, 1), _im2col_case(dt, 2)],
     "conv.col2im": lambda dt: [_im2col_case(dt, 1, True), _im2col_case(dt, 2, True)],
     "conv.correlate": lambda dt: [_direct_case(dt, 1), _direct_case(dt, 2)],
-    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True)],
+    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True),
+                                    _direct_case(dt, 2, True, c_in=6)],
     "conv.bias_relu": lambda dt: [
         ((_rng(4).standard_normal((2, 5, 3, 6)).astype(dt), b, relu), {})
         for b in (None, _rng(5).standard_normal(6).astype(dt)) for relu in (False, True)],

@@ -59,7 +59,10 @@ TILE_RC = 4
 # 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
 # channel im2col has its own fast path (direct measured 2-3x slower there). The filter
 # gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x). The forward keeps one block of TILE_B output
+# (32 x 32: 1.07x; 64 x 64: 0.86x), and with C_in not a multiple of TILE_RC, its
+# channels padded with zeros, it still does from C_in = 2 (LeNet-5's 6 -> 16 at batch 64:
+# 1.8x a column rebuild + GEMM; ResNet-20's 3 -> 16: 2.1x; C_in = 1 -> 32: 0.7x, not
+# taken). The forward keeps one block of TILE_B output
 # channels' filters in cache while it passes over a sample: at most 64 KiB.
 MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
@@ -97,11 +100,17 @@ def direct_forward(x, w_shape, groups: int, w=None) -> bool:
             and _direct_fits(w_shape, groups, x, *others))
 
 
+def filter_channels(c_in: int) -> int:
+    """C_in rounded up to whole tiles of TILE_RC: the direct filter gradient pads the
+    input's channels with zeros to that many (their gradient is dropped)."""
+    return -(-c_in // TILE_RC) * TILE_RC
+
+
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
-    """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
-    C_in * C_out <= 1024."""
+    """True when the direct kernel takes this filter gradient: C_in >= 2, padded C_in *
+    C_out <= 1024."""
     c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
+    return (c_in >= 2 and filter_channels(c_in) * c_out <= MAX_DIRECT_FILTER_CC
             and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -272,8 +281,9 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and C_in * C_out = "
-                       f"{c_in * c_out} <= {MAX_DIRECT_FILTER_CC}")
+        reasons.append(f"filter gradient direct: C_in >= 2 and C_in (padded to a multiple "
+                       f"of {TILE_RC}) * C_out = {filter_channels(c_in) * c_out} <= "
+                       f"{MAX_DIRECT_FILTER_CC}")
     else:
         filters = "im2col"
     bias_relu = "none" if not (bias or relu) else (

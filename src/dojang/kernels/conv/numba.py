@@ -189,5 +189,13 @@ def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
           usable=lambda x, gy, w_shape, strides, dilations, pads, groups:
           plan.direct_filters(x, gy, w_shape, groups))
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
-    """The filter gradient from ``x`` and ``gy``: the direct kernel."""
-    return direct.filters(x, gy, w_shape, strides, dilations, pads)
+    """The filter gradient from ``x`` and ``gy``: the direct kernel, on ``x`` with its
+    channels padded with zeros to whole tiles (``plan.filter_channels``) if need be."""
+    c_in, c_pad = x.shape[-1], plan.filter_channels(x.shape[-1])
+    if c_pad == c_in:
+        return direct.filters(x, gy, w_shape, strides, dilations, pads)
+    xp = alloc.zeros(x.shape[:-1] + (c_pad,), x.dtype)
+    xp[..., :c_in] = x
+    w_pad = tuple(w_shape[:-2]) + (c_pad, w_shape[-1])
+    return np.ascontiguousarray(
+        direct.filters(xp, gy, w_pad, strides, dilations, pads)[..., :c_in, :])
