@@ -1,5 +1,5 @@
-"""The performance paths: fused conv+relu, single-channel im2col, tiled max-pool picks,
-and the batch split over threads, each against the plain path or PyTorch."""
+"""The performance paths: fused conv+relu and conv+tanh, single-channel im2col, tiled
+max-pool picks, and the batch split over threads, each against the plain path or PyTorch."""
 
 from __future__ import annotations
 

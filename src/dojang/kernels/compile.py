@@ -141,9 +141,7 @@ class _Lazy:
         if not _launch.acquire(blocking=False):
             return self.serial(*args)
         try:
-            if not self.slp:  # no context to enter (its cost is a launch's, on small arrays)
-                return self.compiled(*args)
-            with _straight_line(True):
+            with _straight_line(self.slp):
                 return self.compiled(*args)
         finally:
             _launch.release()
@@ -156,9 +154,7 @@ class _Lazy:
                                     self.fn.__name__ + "_serial", self.fn.__defaults__)
             fn.__qualname__ = self.fn.__qualname__ + "_serial"
             self.compiled_serial = _njit(fn, **self.options)
-        if not self.slp:
-            return self.compiled_serial(*args)
-        with _straight_line(True):
+        with _straight_line(self.slp):
             return self.compiled_serial(*args)
 
 

@@ -6,7 +6,8 @@
 - the fused bias + ReLU after a convolution's GEMM, and its backward, which masks ``gy``
   with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
 - the direct convolution (``kernels.conv.direct``) registered as the compiled variants of
-  ``"conv.correlate"`` and ``"conv.filter_grad"``.
+  ``"conv.correlate"`` and ``"conv.filter_grad"`` (the latter pads C_in with zeros to
+  whole tiles when it must).
 
 Each is registered as the ``numba`` variant of its op, with the rule ``kernels.plan``
 states. Layout channels-last (N, *spatial, C), as everywhere in ``dojang.kernels``.
