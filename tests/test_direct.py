@@ -20,6 +20,7 @@ from dojang import functional as fn
 from dojang import shapes
 from dojang.kernels import compile, plan
 from dojang.kernels.conv import direct
+from dojang.kernels.conv import numba as jconv
 from dojang.kernels.conv import reference as kc
 
 
@@ -78,7 +79,7 @@ def test_direct_kernels_equal_im2col(case, seed):
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * np.sqrt(w[..., 0].size))
 
     if plan.direct_filters(x, gy, w.shape, 1):
-        dw = direct.filters(x, gy, w.shape, strides, dilations, pads)
+        dw = jconv.filter_grad(x, gy, w.shape, strides, dilations, pads, 1)  # pads C_in
         assert dw.dtype == dtype
         np.testing.assert_allclose(dw, dw_ref, rtol=tol, atol=tol * np.sqrt(gy[..., 0].size))
 
@@ -101,8 +102,11 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
     assert not plan.direct_forward(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
     assert plan.direct_filters(f32, f32, (3, 3, 32, 32), 1)
     assert not plan.direct_filters(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
-    assert not plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32,
-                                      (3, 3, 6, 16), 1)  # C_in not a multiple of 4
+    # C_in not a multiple of 4: padded to 8 (LeNet-5's 6 -> 16), but not from 1
+    assert plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32, (3, 3, 6, 16), 1)
+    assert not plan.direct_filters(np.zeros((2, 8, 8, 1), np.float32), f32, (3, 3, 1, 32), 1)
+    assert not plan.direct_filters(np.zeros((2, 8, 8, 21), np.float32), f32,
+                                   (3, 3, 21, 48), 1)  # 21 * 48 <= 1024 < 24 (padded) * 48
     with dj.config.jit(False):
         assert not plan.direct_forward(f32, (3, 3, 16, 16), 1)
 

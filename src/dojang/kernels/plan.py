@@ -62,13 +62,15 @@ TILE_RC = 4
 # 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
 # channel im2col has its own fast path (direct measured 2-3x slower there). The filter
 # gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x). A 1x1 filter gradient takes the direct kernel at any
-# C_in * C_out: its GEMM (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W,
-# over which OpenBLAS's threads meet once per block of M; on a loaded machine (load 7 on
-# 2 cores) that GEMM measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32,
-# 64 -> 64 channels; alone on one thread: 8.6 against 9.8 ms). The forward keeps one
-# block of TILE_B output channels' filters in cache while it passes over a sample: at
-# most 64 KiB.
+# (32 x 32: 1.07x; 64 x 64: 0.86x), and with C_in not a multiple of TILE_RC, its
+# channels padded with zeros, it still does from C_in = 2 (LeNet-5's 6 -> 16 at batch 64:
+# 1.8x a column rebuild + GEMM; ResNet-20's 3 -> 16: 2.1x; C_in = 1 -> 32: 0.7x, not
+# taken). A 1x1 filter gradient takes the direct kernel at any C_in * C_out: its GEMM
+# (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W, over which OpenBLAS's
+# threads meet once per block of M; on a loaded machine (load 7 on 2 cores) that GEMM
+# measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32, 64 -> 64 channels;
+# alone on one thread: 8.6 against 9.8 ms). The forward keeps one block of TILE_B output
+# channels' filters in cache while it passes over a sample: at most 64 KiB.
 MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
@@ -128,12 +130,18 @@ def direct_forward(x, w_shape, groups: int, w=None) -> bool:
             and _direct_fits(w_shape, groups, x, *others))
 
 
+def filter_channels(c_in: int) -> int:
+    """C_in rounded up to whole tiles of TILE_RC: the direct filter gradient pads the
+    input's channels with zeros to that many (their gradient is dropped)."""
+    return -(-c_in // TILE_RC) * TILE_RC
+
+
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
-    """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
-    C_in * C_out <= 1024 or a 1x1 kernel."""
+    """True when the direct kernel takes this filter gradient: C_in >= 2 and either C_in
+    (padded to whole tiles) * C_out <= 1024 or a 1x1 kernel."""
     c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % TILE_RC == 0 and (c_in * c_out <= MAX_DIRECT_FILTER_CC
-                                     or all(k == 1 for k in w_shape[:-2]))
+    return (c_in >= 2 and (filter_channels(c_in) * c_out <= MAX_DIRECT_FILTER_CC
+                           or all(k == 1 for k in w_shape[:-2]))
             and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -323,10 +331,11 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and " + (
+        reasons.append("filter gradient direct: C_in >= 2 and " + (
             "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
             "under load)" if math.prod(w.shape[:-2]) == 1 else
-            f"C_in * C_out = {c_in * c_out} <= {MAX_DIRECT_FILTER_CC}"))
+            f"C_in (padded to a multiple of {TILE_RC}) * C_out = "
+            f"{filter_channels(c_in) * c_out} <= {MAX_DIRECT_FILTER_CC}"))
     elif pointwise:
         filters = "gemm"
     else:
