@@ -20,6 +20,7 @@ from dojang import functional as fn
 from dojang import shapes
 from dojang.kernels import compile, plan
 from dojang.kernels.conv import direct
+from dojang.kernels.conv import numba as jconv
 from dojang.kernels.conv import reference as kc
 
 
@@ -27,7 +28,7 @@ def _reference(x, w, strides, dilations, pads, gy):
     """(y, dw) from the NumPy im2col + GEMM kernels."""
     with dj.config.jit(False):
         y, _ = kc.conv_forward(x, w, strides, dilations, 1, pads)
-        dw = kc.conv_backward_filter(x, gy, w.shape, strides, dilations, 1, pads)
+        dw, _ = kc.conv_backward_filter(x, gy, w.shape, strides, dilations, 1, pads)
     return y, dw
 
 
@@ -39,7 +40,7 @@ def _fits(length, k, s, d, pads):
 def _case(draw):
     rank = draw(st.sampled_from([1, 2]))
     n = draw(st.integers(1, 3))
-    c_in = draw(st.sampled_from([2, 3, 4, 8, 12, 32]))
+    c_in = draw(st.sampled_from([1, 2, 3, 4, 8, 12, 32]))
     c_out = draw(st.sampled_from([16, 32, 48, 64]))
     dims = []
     for _ in range(rank):
@@ -78,7 +79,7 @@ def test_direct_kernels_equal_im2col(case, seed):
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * np.sqrt(w[..., 0].size))
 
     if plan.direct_filters(x, gy, w.shape, 1):
-        dw = direct.filters(x, gy, w.shape, strides, dilations, pads)
+        dw = jconv.filter_grad(x, gy, w.shape, strides, dilations, pads, 1)  # pads C_in
         assert dw.dtype == dtype
         np.testing.assert_allclose(dw, dw_ref, rtol=tol, atol=tol * np.sqrt(gy[..., 0].size))
 
@@ -91,7 +92,9 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
     assert not plan.direct_forward(f32, (3, 3, 16, 128), 1)  # wide: the GEMM is fast
     assert not plan.direct_forward(f32, (3, 3, 16, 24), 1)  # C_out not a multiple of 16
     assert not plan.direct_forward(f32, (3, 3, 16, 32), 2)  # groups
-    assert not plan.direct_forward(np.zeros((2, 8, 8, 1), np.float32), (3, 3, 1, 32), 1)  # C_in 1
+    one = np.zeros((1, 28, 28, 1), np.float32)  # C_in 1: direct for small work only
+    assert plan.direct_forward(one, (3, 3, 1, 32), 1)
+    assert not plan.direct_forward(np.zeros((8, 28, 28, 1), np.float32), (3, 3, 1, 32), 1)
     assert plan.direct_forward(np.zeros((2, 8, 8, 64), np.float32), (3, 3, 64, 32), 1)
     # one block's filters, 3 * 3 * 128 * 16 float32, over 64 KiB
     assert not plan.direct_forward(np.zeros((2, 8, 8, 128), np.float32), (3, 3, 128, 32), 1)
@@ -99,8 +102,11 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
     assert not plan.direct_forward(np.zeros((2, 4, 4, 4, 16), np.float32), (1, 1, 1, 16, 16), 1)
     assert plan.direct_filters(f32, f32, (3, 3, 32, 32), 1)
     assert not plan.direct_filters(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
-    assert not plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32,
-                                      (3, 3, 6, 16), 1)  # C_in not a multiple of 4
+    # C_in not a multiple of 4: padded to 8 (LeNet-5's 6 -> 16), but not from 1
+    assert plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32, (3, 3, 6, 16), 1)
+    assert not plan.direct_filters(np.zeros((2, 8, 8, 1), np.float32), f32, (3, 3, 1, 32), 1)
+    assert not plan.direct_filters(np.zeros((2, 8, 8, 21), np.float32), f32,
+                                   (3, 3, 21, 48), 1)  # 21 * 48 <= 1024 < 24 (padded) * 48
     with dj.config.jit(False):
         assert not plan.direct_forward(f32, (3, 3, 16, 16), 1)
 
@@ -178,9 +184,9 @@ def test_straight_line_vectoriser_is_switched_back_off():
     direct.forward(x, np.ones((3, 3, 4, 16), np.float32), y, (1, 1), (1, 1), ((1, 1),) * 2)
     assert numba.config.SLP_VECTORIZE == before
     assert y[0, 1, 1, 0] == 36 and y[0, 0, 0, 0] == 16  # 9 and 4 taps of 4 channels
-    with compile._straight_line(True):
+    with compile._StraightLine():
         assert numba.config.SLP_VECTORIZE == 1
-        with compile._straight_line(True):
+        with compile._StraightLine():
             pass
         assert numba.config.SLP_VECTORIZE == 1
     assert numba.config.SLP_VECTORIZE == before

@@ -50,9 +50,10 @@ def _im2col_case(dtype, rank, backward=False):
     return (x, np.zeros((1, m, kc), dtype), kernel, strides, dilations, pads, ranges, 1), {}
 
 
-def _direct_case(dtype, rank, filters=False):
+def _direct_case(dtype, rank, filters=False, c_in=4):
+    """``c_in`` = 6: the filter gradient pads the channels to whole tiles of 4."""
     spatial, kernel, strides, dilations, pads = _conv_geometry(rank)
-    n, c_in, c_out = 2, 4, 16
+    n, c_out = 2, 16
     out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
     rng = _rng(10 + rank)
     x = rng.standard_normal((n,) + spatial + (c_in,)).astype(dtype)
@@ -72,6 +73,30 @@ def _winograd_case(dtype, pads):
     w = rng.standard_normal((3, 3, 64, 64)).astype(dtype)
     out = shapes.window_output_shape((33, 32), (3, 3), (1, 1), (1, 1), pads)
     return (x, w, np.zeros((1,) + out + (64,), dtype), (1, 1), (1, 1), pads, 1), {}
+
+
+# (spatial, kernel, strides, dilations, pads, multiplier): the 3x3 two-pixel fast path
+# (stride 1 and 2, dilation 2), other kernels, rank 1 and the depth multiplier
+_DEPTHWISE = [((7, 9), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 1),
+              ((9, 8), (3, 3), (2, 2), (1, 2), ((1, 0), (2, 2)), 1),
+              ((7, 6), (3, 2), (2, 1), (1, 2), ((1, 0), (2, 1)), 2),
+              ((9,), (3,), (2,), (1,), ((1, 2),), 1)]
+
+
+def _depthwise_case(dtype, geometry, op, bias=True, relu=False):
+    spatial, kernel, strides, dilations, pads, mult = geometry
+    n, c = 2, 5
+    out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
+    rng = _rng(len(spatial) + mult)
+    x = rng.standard_normal((n,) + spatial + (c,)).astype(dtype)
+    w = rng.standard_normal(kernel + (1, c * mult)).astype(dtype)
+    gy = rng.standard_normal((n,) + out + (c * mult,)).astype(dtype)
+    if op == "forward":
+        b = rng.standard_normal(c * mult).astype(dtype) if bias else None
+        return (x, w, np.zeros(gy.shape, dtype), strides, dilations, pads, b, relu), {}
+    if op == "input":
+        return (gy, w, np.zeros(x.shape, dtype), strides, dilations, pads), {}
+    return (x, gy, w.shape, strides, dilations, pads, bias), {}
 
 
 def _pool_case(dtype, geometry):
@@ -99,14 +124,25 @@ def _adam_case(dtype, size):
     return (p, g, m, v, 0.1, 0.001, 0.01, 1e-7), {}
 
 
-def _avg_case(dtype, include_pad, backward=False):
-    ksize, strides, pads = (3, 2), (2, 1), ((1, 1), (0, 1))
-    x = _rng(21).standard_normal((2, 7, 6, 3)).astype(dtype)
+def _avg_case(dtype, include_pad, backward=False, rank=2):
+    """Tiling windows (the compiled variant's case), with a row no window reaches."""
+    ksize = (2, 3)[-rank:]
+    strides, pads = ksize, ((0, 0),) * rank
+    x = _rng(21).standard_normal((2, 7, 6, 3)[:rank + 1] + (3,)).astype(dtype)
     if backward:
         out = shapes.pool_output_shape(x.shape[1:-1], ksize, strides, pads)
         gy = _rng(22).standard_normal((2, *out, 3)).astype(dtype)
         return (gy, x.shape, ksize, strides, pads, include_pad), {}
     return (x, ksize, strides, pads, include_pad), {}
+
+
+def _tanh_case(dtype, shape, bias, out):
+    """``x`` spanning the clamp at +-9 with NaN and infinities; a bias on the last axis;
+    a separate output array."""
+    x = (_rng(7).standard_normal(shape) * 6).astype(dtype)
+    x.reshape(-1)[:3] = np.nan, np.inf, -np.inf
+    b = _rng(8).standard_normal(shape[-1]).astype(dtype) if bias else None
+    return (x, b, np.empty(shape, dtype) if out else None), {}
 
 
 def _sgd_case(dtype, momentum, nesterov):
@@ -133,7 +169,14 @@ CASES = {
     "conv.im2col": lambda dt: [_im2col_case(dt, 1), _im2col_case(dt, 2)],
     "conv.col2im": lambda dt: [_im2col_case(dt, 1, True), _im2col_case(dt, 2, True)],
     "conv.correlate": lambda dt: [_direct_case(dt, 1), _direct_case(dt, 2)],
-    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True)],
+    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True),
+                                    _direct_case(dt, 2, True, c_in=6)],
+    "conv.depthwise": lambda dt: [
+        _depthwise_case(dt, g, "forward", bias, relu) for g in _DEPTHWISE
+        for bias, relu in ((True, False), (False, True))],
+    "conv.depthwise_input_grad": lambda dt: [_depthwise_case(dt, g, "input") for g in _DEPTHWISE],
+    "conv.depthwise_filter_grad": lambda dt: [
+        _depthwise_case(dt, g, "filters", bias) for g in _DEPTHWISE for bias in (True, False)],
     "conv.bias_relu": lambda dt: [
         ((_rng(4).standard_normal((2, 5, 3, 6)).astype(dt), b, relu), {})
         for b in (None, _rng(5).standard_normal(6).astype(dt)) for relu in (False, True)],
@@ -148,8 +191,15 @@ CASES = {
     "optim.adam": lambda dt: [_adam_case(dt, 77), _adam_case(dt, _BIG)],
     "optim.sgd": lambda dt: [_sgd_case(dt, mu, nes) for mu, nes in
                              ((0.0, False), (0.9, False), (0.9, True))],
-    "pool.avg": lambda dt: [_avg_case(dt, inc) for inc in (False, True)],
-    "pool.avg_backward": lambda dt: [_avg_case(dt, inc, True) for inc in (False, True)],
+    "pool.avg": lambda dt: [_avg_case(dt, inc, rank=r) for inc in (False, True) for r in (1, 2)],
+    "pool.avg_backward": lambda dt: [_avg_case(dt, inc, True, r) for inc in (False, True)
+                                     for r in (1, 2)],
+    "tanh": lambda dt: [_tanh_case(dt, shape, bias, out) for shape in ((3, 5, 4), (7,))
+                        for bias in (False, True) for out in (False, True)]
+    + [_tanh_case(dt, (2, _BIG // 2, 3), True, False)],
+    "tanh_grad": lambda dt: [((_rng(8).standard_normal(shape).astype(dt),
+                               np.tanh(_rng(9).standard_normal(shape)).astype(dt)), {})
+                             for shape in ((3, 5, 4), (2, _BIG // 2))],
     "loss.sparse_softmax_xent": lambda dt: [_xent_case(dt, False)],
     "loss.sparse_softmax_xent_grad": lambda dt: [_xent_case(dt, True)],
 }
@@ -266,9 +316,13 @@ def test_the_plan_is_what_runs(c_in, c_out, batch):
     y = np.empty((batch, 9, 9, c_out), np.float32)
     chosen = registry.select("conv.correlate", x, w, y, (1, 1), (1, 1), pads, layer.groups)
     expected = {"direct": "numba", "winograd": "winograd", "im2col": "reference",
-                "depthwise": "reference"}
+                "depthwise (compiled)": "reference"}
     if not p.keep_columns:
         assert chosen.name == expected[p.forward]
+    if p.forward.startswith("depthwise"):  # the forward's own op, with its bias and ReLU
+        b = np.zeros(c_out, np.float32)
+        chosen = registry.select("conv.depthwise", x, w, y, (1, 1), (1, 1), pads, b, False)
+        assert chosen.name == "numba"
     assert p.forward in str(p) and "\n  - " in str(p)
     with dj.config.kernels("reference"):
         assert dj.kernels.plan(layer, (batch, 9, 9, c_in)).forward != "direct"
