@@ -45,26 +45,27 @@ on the three wide layers below. So the plan uses F(4x4, 3x3).
 
 Speed against the plan's other paths (direct kernel or im2col), ``bench/winograd.py
 --best``: alternating, best of 9 windows, on the AVX2 host shared with other work (load
-average 9 on its 2 cores), forward / input gradient:
+average 7-9 on its 2 cores), forward / input gradient; two threads in two runs:
 
-========================  ===============  ===============
+========================  ===============  ==============================
 layer (batch)             one thread       two threads
-========================  ===============  ===============
-8x8, 64 -> 64 (128)       1.28x / 1.45x    0.94x / 1.01x
-32x32, 64 -> 64 (64)      1.35x / 1.63x    2.01x / 1.47x
-16x16, 128 -> 128 (32)    2.24x / 1.04x    1.01x / 1.55x
-14x14, 32 -> 64 (128)     1.05x / 1.06x    0.90x / 0.95x
-16x16, 32 -> 32 (128)     0.75x / 0.32x    0.64x / 0.84x
-32x32, 16 -> 16 (128)     0.77x / 0.49x    0.55x / 0.35x
-========================  ===============  ===============
+========================  ===============  ==============================
+8x8, 64 -> 64 (128)       1.28x / 1.45x    0.94x / 1.01x, 1.27x / 0.82x
+32x32, 64 -> 64 (64)      1.35x / 1.63x    2.01x / 1.47x, 1.24x / 1.59x
+16x16, 128 -> 128 (32)    2.24x / 1.04x    1.01x / 1.55x, 1.22x / 1.74x
+14x14, 32 -> 64 (128)     1.05x / 1.06x    0.90x / 0.95x, 0.66x / 1.35x
+16x16, 32 -> 32 (128)     0.75x / 0.32x    0.64x / 0.84x, 0.61x / 0.29x
+32x32, 16 -> 16 (128)     0.77x / 0.49x    0.55x / 0.35x, 0.43x / 0.37x
+========================  ===============  ==============================
 
 With 16 or 32 channels the transforms cost more than the GEMMs save. On two threads
 the 36 GEMMs of a chunk are 36 OpenBLAS calls, and each wakes OpenBLAS's threads: with
 ``OPENBLAS_THREAD_TIMEOUT=4`` (what the benchmarks set) the GEMMs of the 8x8 layer took
-7.7 ms instead of 1.75 ms; with OpenBLAS's default spinning, its spinning threads take
-the cores from the transforms' threads on a busy machine instead (ResNet-20 training
-measured 0.69x with the 8x8 layers on Winograd). Two threads then gained only from
-32x32 outputs on. Hence the plan's rule: C_in and C_out >= 64, output sides >= 32
+7.7 ms instead of 1.75 ms, and the 16x16 128-channel forward measured 0.8x in another
+alternating run; with OpenBLAS's default spinning, its spinning threads take the cores
+from the transforms' threads on a busy machine instead (ResNet-20 training measured
+0.69x with the 8x8 layers on Winograd). Two threads gained in every run only from 32x32
+outputs on. Hence the plan's rule: C_in and C_out >= 64, output sides >= 32
 (``kernels.plan.MIN_WINOGRAD_CHANNELS``, ``MIN_WINOGRAD_SIDE``). A GEMM inside the
 transforms' own parallel region (no OpenBLAS call per t) would lift the second limit.
 
