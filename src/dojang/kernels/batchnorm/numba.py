@@ -138,8 +138,12 @@ def _wide(a):
 
 
 def _tiled(dtype, reps, *vectors):
-    """Per-channel vectors in ``dtype``, repeated to the length of a wide row."""
-    return [np.tile(v.astype(dtype, copy=False), reps) for v in vectors]
+    """Per-channel vectors in ``dtype``, repeated to the length of a wide row (one array
+    for all: ``np.tile`` costs more than the kernel on small data)."""
+    out = np.empty((len(vectors), reps, vectors[0].shape[0]), dtype)
+    for row, v in zip(out, vectors, strict=True):
+        row[...] = v
+    return list(out.reshape(len(vectors), -1))
 
 
 def _fold(partial, reps):
