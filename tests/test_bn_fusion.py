@@ -12,6 +12,7 @@ import dojang as dj
 import dojang.functional as djf
 from dojang import layers as L
 from dojang.layers import fusion
+from dojang.viz.probe import layer_output
 from tests.helpers import assert_close, gradcheck, torch_oracle
 
 torch.set_num_threads(1)
@@ -123,7 +124,7 @@ def test_fused_model_equals_the_layer_by_layer_model(kernels):
         dj.random.set_seed(3)
         model = _block_model()
         if not fused:
-            model._chains, model._fused_away = {}, set()
+            model._chains = {}
         rng = np.random.default_rng(4)
         x = rng.standard_normal((5, 6, 6, 3)).astype(np.float32)
         out = []
@@ -135,3 +136,17 @@ def test_fused_model_equals_the_layer_by_layer_model(kernels):
         runs.append(out + [w.numpy() for w in model.weights])
     for a, b in zip(*runs, strict=True):
         assert_close(a, b, np.float32)
+
+
+def test_a_tapped_layer_sees_its_own_output():
+    """``viz.probe`` replaces a layer's ``call`` to see its output: that chain runs layer
+    by layer, so the norm and the sum are called and give their values before the ReLU."""
+    dj.random.set_seed(5)
+    model = _block_model()
+    x = np.random.default_rng(6).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    norm, add, relu = list(model._chains.values())[2].layers  # the first block's sum
+    after = layer_output(model, relu, x).numpy()
+    for layer in (norm, add):
+        before = layer_output(model, layer, x).numpy()
+        assert (before < 0).any() and (after >= 0).all()
+    np.testing.assert_array_equal(np.maximum(before, 0), after)

@@ -49,11 +49,18 @@ class Chain:
         norm: the tensor a ``BatchNormalization`` layer made (its layer and input).
         shortcut: the ``Add``'s other input, or None when the ReLU follows the norm.
         skipped: the ids of the tensors the chain makes unnecessary (the norm's, the sum's).
+        layers: the chain's layers (the norm's, the sum's if any, the ReLU's).
     """
 
     norm: object
     shortcut: object
     skipped: tuple
+    layers: tuple
+
+    def intact(self) -> bool:
+        """No layer of the chain has its ``call`` replaced on the instance (``viz.probe``
+        taps a layer that way to see its own output, which the fused op never makes)."""
+        return not any("call" in layer.__dict__ for layer in self.layers)
 
 
 def residual_chains(order: list, outputs: list) -> dict[int, Chain]:
@@ -82,14 +89,15 @@ def residual_chains(order: list, outputs: list) -> dict[int, Chain]:
         if not _plain_relu(relu) or source is None or uses.get(id(source)) != 1:
             continue
         if _plain_norm(source.node.layer, relu.dtype):
-            chains[id(t)] = Chain(source, None, (id(source),))
+            chains[id(t)] = Chain(source, None, (id(source),), (source.node.layer, relu))
         elif type(source.node.layer) is Add and len(source.node.inputs) == 2 and \
                 source.node.layer.dtype == relu.dtype:
             a, b = source.node.inputs
             for norm, shortcut in ((b, a), (a, b)):
                 if norm is not shortcut and uses.get(id(norm)) == 1 and \
                         _plain_norm(norm.node.layer, relu.dtype):
-                    chains[id(t)] = Chain(norm, shortcut, (id(norm), id(source)))
+                    chains[id(t)] = Chain(norm, shortcut, (id(norm), id(source)),
+                                          (norm.node.layer, source.node.layer, relu))
                     break
     return chains
 

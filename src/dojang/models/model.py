@@ -219,7 +219,6 @@ class Functional(Model):
         self._order = graph.topological(self._outputs)
         # batch norm [+ residual sum] + ReLU chains, each run as one op (layers.fusion)
         self._chains = fusion.residual_chains(self._order, self._outputs)
-        self._fused_away = {i for chain in self._chains.values() for i in chain.skipped}
         missing = [t for t in self._order if isinstance(t.node.layer, InputLayer)
                    and not any(t is i for i in self._inputs)]
         if missing:
@@ -250,14 +249,16 @@ class Functional(Model):
             raise ValueError(f"model '{self.name}' expects {len(self._inputs)} inputs, "
                              f"received {len(given)}")
         values = {id(t): x for t, x in zip(self._inputs, given)}
+        chains = {i: c for i, c in self._chains.items() if c.intact()}
+        fused_away = {i for chain in chains.values() for i in chain.skipped}
         for t in self._order:
             node = t.node
             if isinstance(node.layer, InputLayer):
                 values[id(t)] = node.layer(values[id(t)])
                 continue
-            if id(t) in self._fused_away:  # computed inside the chain that consumes it
+            if id(t) in fused_away:  # computed inside the chain that consumes it
                 continue
-            chain = self._chains.get(id(t))
+            chain = chains.get(id(t))
             if chain is not None:
                 norm = chain.norm.node
                 residual = None if chain.shortcut is None else values[id(chain.shortcut)]

@@ -103,7 +103,7 @@ class BatchNormTrain(_BatchNorm):
 
 class BatchNormInference(_BatchNorm):
     """Normalize with fixed statistics: ``y = gamma (x - mean) / sqrt(var + eps) + beta``,
-    then the residual and the ReLU when given (in turn: inference is one pass anyway)."""
+    then the residual and the ReLU when given, each in turn."""
 
     def __init__(self, axis: int, epsilon: float, mean, var, relu: bool = False):
         super().__init__(axis, epsilon, relu)
