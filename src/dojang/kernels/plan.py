@@ -3,8 +3,11 @@
 For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it decides:
 
 - **forward**: ``direct`` (the compiled register tiles of ``kernels.conv.direct``, for
-  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``) or
-  ``depthwise`` (one multiply-accumulate per kernel offset);
+  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``),
+  ``depthwise`` (one multiply-accumulate per kernel offset, compiled in
+  ``kernels.conv.depthwise`` where ``compiled_depthwise`` says so) or ``gemm`` (a 1x1
+  convolution with stride 1 and no padding: the input *is* its columns, one GEMM on the
+  (N*H*W, C) view, no copy, in all three passes);
 - **keep columns**: whether a training forward keeps its im2col columns for the filter
   gradient (``keep_columns``) instead of rebuilding them in backward;
 - **input gradient**: a stride-1 correlation of ``gy`` with the flipped filters (itself
@@ -59,11 +62,21 @@ TILE_RC = 4
 # 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
 # channel im2col has its own fast path (direct measured 2-3x slower there). The filter
 # gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x). The forward keeps one block of TILE_B output
-# channels' filters in cache while it passes over a sample: at most 64 KiB.
+# (32 x 32: 1.07x; 64 x 64: 0.86x). A 1x1 filter gradient takes the direct kernel at any
+# C_in * C_out: its GEMM (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W,
+# over which OpenBLAS's threads meet once per block of M; on a loaded machine (load 7 on
+# 2 cores) that GEMM measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32,
+# 64 -> 64 channels; alone on one thread: 8.6 against 9.8 ms). The forward keeps one
+# block of TILE_B output channels' filters in cache while it passes over a sample: at
+# most 64 KiB.
 MAX_DIRECT_C_OUT = 64
 MAX_DIRECT_FILTER_CC = 1024
 MAX_DIRECT_BLOCK_BYTES = 64 * 1024
+# ... except for small work: a single image's 28x28x1 -> 32 layer ran 3x faster direct
+# (one compiled call, where im2col's single-channel path makes nine NumPy copies and a
+# GEMM of K = 9); the two met at 2-8 such images. So one input channel goes direct up to
+# this many input pixels x output channels (one 64x64 image into 16 channels).
+MAX_DIRECT_SINGLE_CHANNEL = 1 << 16
 
 Pads = Sequence[tuple[int, int]]
 
@@ -72,6 +85,22 @@ Pads = Sequence[tuple[int, int]]
 def is_depthwise(c_in: int, groups: int) -> bool:
     """True when every group holds one input channel (the offset-loop fast path)."""
     return groups > 1 and groups == c_in
+
+
+def compiled_depthwise(x, rank: int, *others) -> bool:
+    """True when the compiled depthwise kernels (``kernels.conv.depthwise``) take this
+    depthwise convolution: rank 1-2, NumPy float32/64 arrays of one dtype (``others``
+    besides ``x``; None entries, such as no bias, are skipped)."""
+    others = tuple(a for a in others if a is not None)
+    return (rank <= 2 and compile.usable(x, *others)
+            and all(a.dtype == x.dtype for a in others))
+
+
+def is_pointwise(w_shape, strides, pads, groups: int) -> bool:
+    """True for a 1x1 convolution with stride 1, no padding and one group: its im2col
+    columns are the input itself, so each pass is one GEMM on the (N*prod(S), C) view."""
+    return (groups == 1 and all(k == 1 for k in w_shape[:-2]) and all(s == 1 for s in strides)
+            and all(p == (0, 0) for p in pads))
 
 
 def compiled_im2col(x, rank: int, groups: int) -> bool:
@@ -89,19 +118,22 @@ def _direct_fits(w_shape, groups: int, x, *others) -> bool:
 
 def direct_forward(x, w_shape, groups: int, w=None) -> bool:
     """True when the direct kernel takes the forward of ``x`` with filters of ``w_shape``
-    (and of ``w``'s dtype, if given): 2 <= C_in, C_out <= 64, one block's filters within
-    64 KiB."""
+    (and of ``w``'s dtype, if given): 2 <= C_in (or C_in = 1 and at most
+    ``MAX_DIRECT_SINGLE_CHANNEL`` input pixels x C_out), C_out <= 64, one block's filters
+    within 64 KiB."""
     others = () if w is None else (w,)
-    return (2 <= w_shape[-2] and w_shape[-1] <= MAX_DIRECT_C_OUT
+    few = w_shape[-2] >= 2 or x.size * w_shape[-1] <= MAX_DIRECT_SINGLE_CHANNEL
+    return (few and w_shape[-1] <= MAX_DIRECT_C_OUT
             and math.prod(w_shape[:-1]) * TILE_B * x.itemsize <= MAX_DIRECT_BLOCK_BYTES
             and _direct_fits(w_shape, groups, x, *others))
 
 
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
     """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
-    C_in * C_out <= 1024."""
+    C_in * C_out <= 1024 or a 1x1 kernel."""
     c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
+    return (c_in % TILE_RC == 0 and (c_in * c_out <= MAX_DIRECT_FILTER_CC
+                                     or all(k == 1 for k in w_shape[:-2]))
             and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -156,7 +188,8 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
     and the whole batch must fit the im2col budget. When both direct kernels take the
     layer, the direct forward runs and nothing is kept.
     """
-    if not wanted or is_depthwise(x.shape[-1], groups):
+    if (not wanted or is_depthwise(x.shape[-1], groups)
+            or is_pointwise(w.shape, strides, pads, groups)):
         return False
     itemsize = x.dtype.itemsize
     total = cols_bytes(x.shape, w.shape, strides, dilations, pads, itemsize)
@@ -172,8 +205,9 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
 
 
 def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) -> str:
-    """How the input gradient runs: ``"depthwise"``, ``"correlation"`` (stride 1: a
-    forward convolution of ``gy`` with the flipped filters) or ``"col2im"``.
+    """How the input gradient runs: ``"depthwise"``, ``"gemm"`` (pointwise: ``gy @ W^T``),
+    ``"correlation"`` (stride 1: a forward convolution of ``gy`` with the flipped filters)
+    or ``"col2im"``.
 
     With the compiled col2im, widening layers (C_out > C_in) are faster through the GEMM
     + col2im: the correlation's columns would be C_out/C_in times wider (measured 12-15%
@@ -182,6 +216,8 @@ def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) 
     """
     if is_depthwise(x_shape[-1], groups):
         return "depthwise"
+    if is_pointwise(w.shape, strides, pads, groups) and gy.shape[1:-1] == x_shape[1:-1]:
+        return "gemm"
     r = len(x_shape) - 2
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
                 and compiled_im2col(gy, r, groups)
@@ -199,12 +235,15 @@ class ConvPlan:
     """How one convolution runs, and why (``str()`` explains it).
 
     Attributes:
-        forward: ``"direct"``, ``"im2col"`` or ``"depthwise"``.
+        forward: ``"direct"``, ``"im2col"``, ``"gemm"``, ``"depthwise (compiled)"`` or
+            ``"depthwise (numpy)"``.
         keep_columns: a training forward keeps its columns for the filter gradient.
         input_gradient: ``"correlation (direct)"``, ``"correlation (im2col)"``,
-            ``"col2im"`` or ``"depthwise"``.
-        filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"`` or ``"depthwise"``.
-        bias_relu: ``"compiled"``, ``"numpy"`` or ``"none"``.
+            ``"col2im"``, ``"gemm"`` or the forward's ``"depthwise ..."``.
+        filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"``, ``"gemm"`` or
+            the forward's ``"depthwise ..."`` (which sums the bias gradient too).
+        bias_relu: ``"compiled"``, ``"numpy"``, ``"none"`` or ``"fused"`` (inside the
+            compiled depthwise kernel).
         im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
         reasons: one line per decision.
     """
@@ -231,15 +270,25 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     rank = w.ndim - 2
     c_in, c_out = x.shape[-1], w.shape[-1]
     depthwise = is_depthwise(c_in, groups)
+    pointwise = is_pointwise(w.shape, strides, pads, groups)
     keep = keep_columns(x, w, strides, dilations, groups, pads, training)
     compiled = compile.usable(x, w)
     reasons = []
     if not compiled:
         reasons.append("compiled kernels off or not applicable (numba missing, "
                        "DOJANG_JIT=0, kernels('reference'), or not NumPy float32/64)")
-    if depthwise:
-        forward = "depthwise"
-        reasons.append(f"groups == C_in == {c_in}: depthwise, one multiply-add per offset")
+    if depthwise and compiled_depthwise(x, rank, w):
+        forward = "depthwise (compiled)"
+        reasons.append(f"groups == C_in == {c_in}: depthwise, compiled, each tap one vector "
+                       "multiply-add across the channels (bias and ReLU fused)")
+    elif depthwise:
+        forward = "depthwise (numpy)"
+        reasons.append(f"groups == C_in == {c_in}: depthwise, one NumPy multiply-add per "
+                       "offset (the compiled kernels take rank <= 2 and NumPy floats)")
+    elif pointwise:
+        forward = "gemm"
+        reasons.append("1x1, stride 1, no padding, one group: the input is its own columns, "
+                       "one GEMM on the (N*H*W, C) view in every pass (no im2col copy)")
     elif keep:
         forward = "im2col"
         reasons.append("training: im2col columns kept for the filter gradient (they fit "
@@ -248,11 +297,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         forward = "direct"
         reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {MAX_DIRECT_C_OUT}, a multiple "
                        f"of {TILE_B}, one group, rank {rank}: the direct kernel beats a thin "
-                       "GEMM")
+                       "GEMM" + (" (one input channel: small enough that one compiled call "
+                                 "beats im2col's copies)" if c_in == 1 else ""))
     else:
         forward = "im2col"
-        reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in, "
-                       f"C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
+        reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in or "
+                       f"C_in = 1 with at most {MAX_DIRECT_SINGLE_CHANNEL} input pixels x "
+                       f"C_out, C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
     out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
     gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
@@ -264,19 +315,24 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
                f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
                "correlation's wider columns")
         reasons.append(f"input gradient: col2im ({why})")
-    elif path != "depthwise":
+    elif path.startswith("correlation"):
         reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
-        filters = "depthwise"
+        path = filters = forward
     elif keep:
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and C_in * C_out = "
-                       f"{c_in * c_out} <= {MAX_DIRECT_FILTER_CC}")
+        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and " + (
+            "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
+            "under load)" if math.prod(w.shape[:-2]) == 1 else
+            f"C_in * C_out = {c_in * c_out} <= {MAX_DIRECT_FILTER_CC}"))
+    elif pointwise:
+        filters = "gemm"
     else:
         filters = "im2col"
     bias_relu = "none" if not (bias or relu) else (
+        "fused" if forward == "depthwise (compiled)" else
         "compiled" if fused_bias_relu(x) else "numpy")
     return ConvPlan(forward, keep, path, filters, bias_relu,
                     "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons))

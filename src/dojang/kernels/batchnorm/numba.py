@@ -158,7 +158,7 @@ def batch_norm_stats(x):
     p = x.size // (n * c) if n else 0
     means = np.empty((n, c))
     m2s = np.empty_like(means)
-    _sample_moments(x3, c, means, m2s)
+    _sample_moments.sized(n, x3.size)(x3, c, means, m2s)
     mean = np.add.reduce(means, axis=0) / n
     m2 = np.add.reduce(m2s, axis=0) + p * np.add.reduce((means - mean) ** 2, axis=0)
     return mean.astype(x.dtype), (m2 / (n * p)).astype(x.dtype)
@@ -170,8 +170,9 @@ def normalize(x, mean, scale, shift, residual=None, relu: bool = False):
     x3, reps = _wide(x)
     y = alloc.empty(x.shape, x.dtype)
     res = x3 if residual is None else _wide(residual)[0]
-    _normalize(x3, *_tiled(x.dtype, reps, mean, scale, shift), res, residual is not None,
-               relu, y.reshape(x3.shape))
+    run = _normalize.sized(x3.shape[0], x3.size)
+    run(x3, *_tiled(x.dtype, reps, mean, scale, shift), res, residual is not None, relu,
+        y.reshape(x3.shape))
     return y
 
 
@@ -185,8 +186,9 @@ def _grad_sums(gy, x, mean, scale, shift, y, mode):
     (gy3, reps), x3 = _wide(gy), _wide(x)[0]
     s_gy = np.empty((gy3.shape[0], gy3.shape[2]), dtype=np.float64)
     s_gyxc = np.empty_like(s_gy)
-    _bn_grad_sums(gy3, x3, *_tiled(gy.dtype, reps, mean, scale, shift),
-                  gy3 if y is None else _wide(y)[0], mode, s_gy, s_gyxc)
+    run = _bn_grad_sums.sized(gy3.shape[0], gy3.size)
+    run(gy3, x3, *_tiled(gy.dtype, reps, mean, scale, shift),
+        gy3 if y is None else _wide(y)[0], mode, s_gy, s_gyxc)
     return _fold(s_gy, reps), _fold(s_gyxc, reps)
 
 
@@ -198,10 +200,9 @@ def batch_norm_grad(gy, x, mean, a, b, c0, scale=None, shift=None, y=None, mode=
     gx = alloc.empty(gy.shape, gy.dtype)
     g = alloc.empty(gy.shape, gy.dtype) if mode == _FROM_Y else gx
     vectors = (mean, mean if scale is None else scale, mean if shift is None else shift)
-    _bn_grad_apply(gy3, _wide(x)[0], *_tiled(gy.dtype, reps, *vectors),
-                   gy3 if y is None else _wide(y)[0], mode,
-                   *_tiled(gy.dtype, reps, a, b, c0), gx.reshape(gy3.shape),
-                   g.reshape(gy3.shape))
+    run = _bn_grad_apply.sized(gy3.shape[0], gy3.size)
+    run(gy3, _wide(x)[0], *_tiled(gy.dtype, reps, *vectors), gy3 if y is None else _wide(y)[0],
+        mode, *_tiled(gy.dtype, reps, a, b, c0), gx.reshape(gy3.shape), g.reshape(gy3.shape))
     return (gx, g) if mode == _FROM_Y else gx
 
 

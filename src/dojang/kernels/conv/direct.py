@@ -32,6 +32,8 @@ faster: wide layers, whose GEMMs OpenBLAS runs near its peak, and groups.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dojang.kernels import alloc, compile
@@ -74,11 +76,12 @@ def forward(x, w, y, strides, dilations, pads) -> None:
     c_in, c_out = w.shape[-2], w.shape[-1]
     k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
-    wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // _B, _B)), -2, 0))
+    wt = np.ascontiguousarray(w.reshape(k2 + (c_in, c_out // _B, _B)).transpose(3, 0, 1, 2, 4))
     x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
-    _tiles.forward_r4b16(x2, wt.reshape(wt.shape[:2] + (-1, _B)), y2, x.dtype.type(0),
-                         *geometry, *_padded(k2, y2.shape, geometry, _R),
-                         max(1, min(x.shape[0], compile.threads())))
+    chunks = min(x.shape[0], compile.threads()) if x.shape[0] > 1 else 1
+    run = _tiles.forward_r4b16.sized(chunks, y.size * math.prod(w.shape[:-1]))
+    run(x2, wt.reshape(wt.shape[:2] + (-1, _B)), y2, x.dtype.type(0), *geometry,
+        *_padded(k2, y2.shape, geometry, _R), chunks)
 
 
 def filters(x, gy, w_shape, strides, dilations, pads):
@@ -93,6 +96,7 @@ def filters(x, gy, w_shape, strides, dilations, pads):
     # rows of gy per band: the band's gy and x rows should fit in L1
     row = (g2.shape[2] * c_out + geometry[0] * wp * c_in) * x.itemsize
     band = max(1, _L1_BYTES // row)
-    _tiles.filters_r4b16(x2, g2.reshape(g2.shape[:3] + (-1, _B)), part, x.dtype.type(0),
-                         *geometry, hp, wp, band)
+    run = _tiles.filters_r4b16.sized(part.shape[0], gy.size * math.prod(w_shape[:-1]))
+    run(x2, g2.reshape(g2.shape[:3] + (-1, _B)), part, x.dtype.type(0), *geometry, hp, wp,
+        band)
     return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order
