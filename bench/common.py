@@ -28,11 +28,13 @@ def torch_setup():
 
 
 def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
-                     sync=None) -> dict:
+                     sync=None, clock=time.perf_counter) -> dict:
     """Time each callable ``steps`` times per window, alternating; return median seconds/step.
 
     ``sync``: called after the warm-up and to end each window (a GPU's device
     synchronisation, so that queued work is inside the window that launched it).
+    ``clock``: ``time.process_time`` counts this process's CPU seconds instead of wall
+    seconds (on one thread, what other processes' load changes least).
     """
     sync = sync or (lambda: None)
     for fn in fns.values():
@@ -42,11 +44,11 @@ def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
     samples = {name: [] for name in fns}
     for _ in range(windows):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(steps):
                 fn()
             sync()
-            samples[name].append((time.perf_counter() - t0) / steps)
+            samples[name].append((clock() - t0) / steps)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 

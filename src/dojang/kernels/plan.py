@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dojang.kernels import compile
-from dojang.settings import get_im2col_budget
+from dojang.kernels import compile, isa
+from dojang.settings import get_im2col_budget, get_isa
 from dojang.shapes import window_output_shape
 
 # Columns are built and consumed in chunks of at most this size even under a larger
@@ -47,23 +47,85 @@ from dojang.shapes import window_output_shape
 # benchmark layers, and columns are then rebuilt in backward instead of kept.
 CACHE_CHUNK_BYTES = 8 << 20
 
-# The direct kernels' tiles (``tools/gen_tiles.py``): a forward tile is TILE_R = 4 output
-# pixels x TILE_B = 16 output channels (8 AVX2 registers of sums); a filter-gradient
-# tile is TILE_RC = 4 input channels x TILE_B output channels.
-TILE_B = 16
-TILE_R = 4
-TILE_RC = 4
 
-# Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
-# GEMM (small N = C_out) is what makes OpenBLAS slow. The direct forward measured
-# 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
-# channel im2col has its own fast path (direct measured 2-3x slower there). The filter
-# gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x). The forward keeps one block of TILE_B output
-# channels' filters in cache while it passes over a sample: at most 64 KiB.
-MAX_DIRECT_C_OUT = 64
-MAX_DIRECT_FILTER_CC = 1024
-MAX_DIRECT_BLOCK_BYTES = 64 * 1024
+
+@dataclass(frozen=True)
+class IsaTable:
+    """The direct kernels' tiles and thresholds for one vector ISA family.
+
+    Attributes:
+        forward: the forward tiles (``tools/gen_tiles.py``) as (R output pixels of a row,
+            B output channels, speed): ``speed`` is the tile's throughput on whole tiles
+            relative to the first one. A layer takes the tile with the least time per row,
+            (OW rounded up to whole tiles) / speed, among those whose B divides C_out; ties
+            go to the earlier one.
+        filters: the filter-gradient tiles as (RC input channels, B output channels), in
+            order of preference: the first whose RC divides C_in and B divides C_out.
+        max_c_out: the direct forward runs while C_out <= this (wider layers' GEMMs run
+            near OpenBLAS's peak).
+        max_filter_cc: the direct filter gradient runs while C_in * C_out <= this.
+        max_block_bytes: one block's filters (KH*KW*C_in*B values, B the smallest
+            tile's) stay in cache while the forward passes over a sample: the direct
+            forward runs while they take at most this many bytes.
+        source: where the numbers come from.
+    """
+
+    forward: tuple[tuple[int, int, float], ...]
+    filters: tuple[tuple[int, int], ...]
+    max_c_out: int
+    max_filter_cc: int
+    max_block_bytes: int
+    source: str
+
+
+# Per ISA family (``kernels.isa``), fixed numbers: no run-time tuning, so the same shapes
+# take the same kernels (and give the same sums) on every run. ``python bench/direct.py
+# --calibrate`` measures a host's row of this table and prints it.
+ISA_TABLES = {
+    # AVX2: 16 registers of 8 float32. r4b16 keeps 8 registers of sums; r3b32 12, which
+    # hides the FMA latency better: 1.05-1.12x the throughput on whole tiles, so it takes
+    # the rows it pads less than r4b16 does (OW = 14 and 32: 1.17x and 1.08x measured on
+    # the layers; 8 and 16 stay on r4b16), its twice larger blocks of filters included.
+    # Filter-gradient r6b16, r12b8 and r2b32 measured 0.5-1.0x of r4b16. Thresholds: three
+    # calibrations, 1 thread, CPU time, the smallest of the three (direct 1.10-1.14x at
+    # C_out = 128; filter gradient 1.31-1.50x at 1024, 1.02-1.14x at 2048; blocks up to
+    # 108 KiB, the largest tried, 1.12-1.24x).
+    "avx2": IsaTable(
+        forward=((4, 16, 1.0), (3, 32, 1.09)), filters=((4, 16),), max_c_out=128,
+        max_filter_cc=1024, max_block_bytes=110592,
+        source="measured: bench/direct.py --calibrate on a 2-core AMD EPYC (Zen 3), "
+               "2026-12-02"),
+    # AVX-512: 32 registers of 16 float32. r8b32 keeps 16 registers of sums (r8b16 8, for
+    # C_out = 16, 48), the filter gradient 8 x 32 in 16. Not measured: no AVX-512 host has
+    # run the calibration yet. The thresholds are AVX2's, on the assumption that the
+    # direct kernels and OpenBLAS's GEMM gain alike from the wider registers; r8b16's 0.9
+    # only says that it should not take a layer that r8b32 takes.
+    "avx512": IsaTable(
+        forward=((8, 32, 1.0), (8, 16, 0.9)), filters=((8, 32), (4, 16)), max_c_out=128,
+        max_filter_cc=1024, max_block_bytes=110592,
+        source="derived, unmeasured: tiles sized by register count, AVX2's thresholds"),
+}
+
+
+def table(family: str | None = None) -> IsaTable:
+    """The ``IsaTable`` of ``family`` (default: ``isa.family()``, the host's or the forced)."""
+    return ISA_TABLES[family or isa.family()]
+
+
+def forward_tile(w_shape, out_width: int) -> tuple[int, int] | None:
+    """(R, B) of the forward tile for filters of ``w_shape`` (*K, C_in, C_out) and rows of
+    ``out_width`` outputs (see ``IsaTable.forward``), or None when no tile takes C_out."""
+    fits = [(-(-out_width // r) * r / speed, i, (r, b))
+            for i, (r, b, speed) in enumerate(table().forward) if w_shape[-1] % b == 0]
+    return min(fits)[2] if fits else None
+
+
+def filters_tile(w_shape) -> tuple[int, int] | None:
+    """(RC, B) of the filter-gradient tile for filters of ``w_shape``, or None."""
+    c_in, c_out = w_shape[-2], w_shape[-1]
+    return next(((rc, b) for rc, b in table().filters if c_in % rc == 0 and c_out % b == 0),
+                None)
+
 
 Pads = Sequence[tuple[int, int]]
 
@@ -82,27 +144,29 @@ def compiled_im2col(x, rank: int, groups: int) -> bool:
 
 def _direct_fits(w_shape, groups: int, x, *others) -> bool:
     """What both direct kernels need: NumPy float32/64 arrays of one dtype with the
-    compiled kernels on, rank 1-2, one group, C_out a multiple of TILE_B."""
-    return (len(w_shape) <= 4 and groups == 1 and w_shape[-1] % TILE_B == 0
-            and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
+    compiled kernels on, rank 1-2, one group."""
+    return (len(w_shape) <= 4 and groups == 1 and compile.usable(x, *others)
+            and all(a.dtype == x.dtype for a in others))
 
 
 def direct_forward(x, w_shape, groups: int, w=None) -> bool:
     """True when the direct kernel takes the forward of ``x`` with filters of ``w_shape``
-    (and of ``w``'s dtype, if given): 2 <= C_in, C_out <= 64, one block's filters within
-    64 KiB."""
-    others = () if w is None else (w,)
-    return (2 <= w_shape[-2] and w_shape[-1] <= MAX_DIRECT_C_OUT
-            and math.prod(w_shape[:-1]) * TILE_B * x.itemsize <= MAX_DIRECT_BLOCK_BYTES
+    (and of ``w``'s dtype, if given): 2 <= C_in (C_in = 1 has im2col's own fast path,
+    which the direct kernel measured 2-3x slower than), C_out <= the ISA's ``max_c_out``,
+    one block of filters within ``max_block_bytes`` and a forward tile that takes C_out."""
+    others, t = () if w is None else (w,), table()
+    smallest = min(b for _, b, _ in t.forward)
+    return (2 <= w_shape[-2] and w_shape[-1] <= t.max_c_out
+            and math.prod(w_shape[:-1]) * smallest * x.itemsize <= t.max_block_bytes
+            and forward_tile(w_shape, 1) is not None
             and _direct_fits(w_shape, groups, x, *others))
 
 
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
-    """True when the direct kernel takes this filter gradient: C_in a multiple of TILE_RC,
-    C_in * C_out <= 1024."""
-    c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in % TILE_RC == 0 and c_in * c_out <= MAX_DIRECT_FILTER_CC
-            and _direct_fits(w_shape, groups, x, gy))
+    """True when the direct kernel takes this filter gradient: a filter tile that takes
+    C_in and C_out (``filters_tile``), C_in * C_out <= the ISA's ``max_filter_cc``."""
+    return (w_shape[-2] * w_shape[-1] <= table().max_filter_cc
+            and filters_tile(w_shape) is not None and _direct_fits(w_shape, groups, x, gy))
 
 
 def fused_bias_relu(y) -> bool:
@@ -207,6 +271,7 @@ class ConvPlan:
         bias_relu: ``"compiled"``, ``"numpy"`` or ``"none"``.
         im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
         reasons: one line per decision.
+        isa: the vector ISA family whose tiles and thresholds were used (``kernels.isa``).
     """
 
     forward: str
@@ -216,9 +281,11 @@ class ConvPlan:
     bias_relu: str
     im2col: str
     reasons: tuple[str, ...]
+    isa: str
 
     def __str__(self) -> str:
-        head = (f"forward: {self.forward}; keep columns: {'yes' if self.keep_columns else 'no'}; "
+        head = (f"ISA: {self.isa}; forward: {self.forward}; keep columns: "
+                f"{'yes' if self.keep_columns else 'no'}; "
                 f"input gradient: {self.input_gradient}; filter gradient: "
                 f"{self.filter_gradient}; bias+ReLU: {self.bias_relu}; im2col: {self.im2col}")
         return "\n".join([head] + [f"  - {r}" for r in self.reasons])
@@ -233,7 +300,10 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     depthwise = is_depthwise(c_in, groups)
     keep = keep_columns(x, w, strides, dilations, groups, pads, training)
     compiled = compile.usable(x, w)
-    reasons = []
+    family, t = isa.family(), table()
+    out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
+    reasons = [f"vector ISA {family} ({'forced' if get_isa() else 'detected'}): "
+               f"its tiles and thresholds, {t.source}"]
     if not compiled:
         reasons.append("compiled kernels off or not applicable (numba missing, "
                        "DOJANG_JIT=0, kernels('reference'), or not NumPy float32/64)")
@@ -246,24 +316,27 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
                        "the budget and the direct kernels do not take both passes)")
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
-        reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {MAX_DIRECT_C_OUT}, a multiple "
-                       f"of {TILE_B}, one group, rank {rank}: the direct kernel beats a thin "
-                       "GEMM")
+        reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {t.max_c_out}, one group, rank "
+                       f"{rank}: the direct kernel beats a thin GEMM; "
+                       f"{_tile_name(forward_tile(w.shape, out[-1]), 'pixels')}")
     else:
         forward = "im2col"
         reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in, "
-                       f"C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
-    out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
+                       f"C_out <= {t.max_c_out} and a multiple of a tile's B: "
+                       f"{sorted({b for _, b, _ in t.forward})})")
     gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
+    flipped = w.shape[:rank] + (c_out, w.shape[-2])
     if path == "correlation":
-        flipped = w.shape[:rank] + (c_out, w.shape[-2])
         path += " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)"
     if path == "col2im":
         why = ("stride > 1" if any(s > 1 for s in strides) else
                f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
                "correlation's wider columns")
         reasons.append(f"input gradient: col2im ({why})")
+    elif path == "correlation (direct)":
+        tile = forward_tile(flipped, x.shape[-2])
+        reasons.append(f"input gradient: {path}, stride 1; {_tile_name(tile, 'pixels')}")
     elif path != "depthwise":
         reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
@@ -272,14 +345,20 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in % {TILE_RC} == 0 and C_in * C_out = "
-                       f"{c_in * c_out} <= {MAX_DIRECT_FILTER_CC}")
+        reasons.append(f"filter gradient direct: C_in * C_out = {c_in * c_out} <= "
+                       f"{t.max_filter_cc}; {_tile_name(filters_tile(w.shape), 'input channels')}")
     else:
         filters = "im2col"
     bias_relu = "none" if not (bias or relu) else (
         "compiled" if fused_bias_relu(x) else "numpy")
     return ConvPlan(forward, keep, path, filters, bias_relu,
-                    "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons))
+                    "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons),
+                    family)
+
+
+def _tile_name(tile, rows: str) -> str:
+    """How the plan names a tile: its kernel and its shape."""
+    return f"tile r{tile[0]}b{tile[1]} ({tile[0]} {rows} x {tile[1]} output channels)"
 
 
 def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
@@ -336,3 +415,4 @@ class _PlanModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _PlanModule
+
