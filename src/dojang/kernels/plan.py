@@ -84,8 +84,9 @@ class IsaTable:
 ISA_TABLES = {
     # AVX2: 16 registers of 8 float32. r4b16 keeps 8 registers of sums; r3b32 12, which
     # hides the FMA latency better: 1.05-1.12x the throughput on whole tiles, so it takes
-    # the rows it pads less than r4b16 does (OW = 14 and 32: 1.17x and 1.08x measured on
-    # the layers; 8 and 16 stay on r4b16), its twice larger blocks of filters included.
+    # the rows it pads less than r4b16 does (OW = 14: 1.14-1.18x, OW = 32: 1.04x in CPU
+    # time on the seed CNN's and the 64x32x32x64 layers; 8 and 16 stay on r4b16), its
+    # twice larger blocks of filters included.
     # Filter-gradient r6b16, r12b8 and r2b32 measured 0.5-1.0x of r4b16. Thresholds: three
     # calibrations, 1 thread, CPU time, the smallest of the three (direct 1.10-1.14x at
     # C_out = 128; filter gradient 1.31-1.50x at 1024, 1.02-1.14x at 2048; blocks up to
@@ -379,7 +380,7 @@ def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
 
     Example:
         >>> import dojang as dj
-        >>> print(dj.kernels.plan(dj.layers.Conv2D(128, 3), (8, 16, 16, 64)).forward)
+        >>> print(dj.kernels.plan(dj.layers.Conv2D(256, 3), (8, 16, 16, 64)).forward)
         im2col
     """
     # duck-typed (kernels sit below layers): a layer with one forward convolution
