@@ -221,12 +221,14 @@ _GEOMETRIES = [((9, 11), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
                ((13,), (4,), (3,), (1,), ((2, 1),))]
 
 
-def _tile_case(rng, geometry, c_in, c_out, dtype=np.float32):
+def _tile_case(rng, geometry, c_in, c_out):
+    """float32 x, w, gy and (strides, dilations, pads) of a batch of 2 (float64 goes
+    through the tiles in ``test_direct_kernels_equal_im2col``)."""
     spatial, kernel, strides, dilations, pads = geometry
-    x = rng.standard_normal((2,) + spatial + (c_in,)).astype(dtype)
-    w = rng.standard_normal(kernel + (c_in, c_out)).astype(dtype)
+    x = rng.standard_normal((2,) + spatial + (c_in,), dtype=np.float32)
+    w = rng.standard_normal(kernel + (c_in, c_out), dtype=np.float32)
     out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
-    gy = rng.standard_normal((2,) + out + (c_out,)).astype(dtype)
+    gy = rng.standard_normal((2,) + out + (c_out,), dtype=np.float32)
     return x, w, gy, (strides, dilations, pads)
 
 
@@ -283,6 +285,8 @@ def test_the_planner_picks_tiles_from_the_isa_table():
         assert plan.forward_tile((3, 3, 16, 64), 14) == (3, 32)  # r4b16 pads 14 to 16
         assert plan.forward_tile((3, 3, 16, 64), 16) == (4, 16)  # r3b32 pads 16 to 18
         assert plan.forward_tile((3, 3, 16, 48), 14) == (4, 16)  # 48: no 32-channel tile
+        assert plan.forward_tile((3, 3, 16, 64), 32) == (3, 32)  # 1.09 the speed, 33 columns
+        assert plan.forward_tile((3, 3, 16, 64), 32, 8) == (4, 16)  # float64: padding decides
         assert plan.filters_tile((3, 3, 8, 64)) == (4, 16)
         assert plan.filters_tile((3, 3, 6, 64)) is None
         text = str(dj.kernels.plan(dj.layers.Conv2D(64, 3, padding="same"), (8, 14, 14, 32),

@@ -74,7 +74,7 @@ def forward(x, w, y, strides, dilations, pads, tile=None) -> None:
     (R, B) of one of ``_tiles``' forward tiles (default: ``kernels.plan``'s choice)."""
     c_in, c_out = w.shape[-2], w.shape[-1]
     x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
-    r, b = tile or plan.forward_tile(w.shape, y2.shape[2])
+    r, b = tile or plan.forward_tile(w.shape, y2.shape[2], x.itemsize)
     k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // b, b)), -2, 0))
