@@ -48,7 +48,6 @@ from dojang.shapes import window_output_shape
 CACHE_CHUNK_BYTES = 8 << 20
 
 
-
 @dataclass(frozen=True)
 class IsaTable:
     """The direct kernels' tiles and thresholds for one vector ISA family.
@@ -90,7 +89,8 @@ ISA_TABLES = {
     # Filter-gradient r6b16, r12b8 and r2b32 measured 0.5-1.0x of r4b16. Thresholds: three
     # calibrations, 1 thread, CPU time, the smallest of the three (direct 1.10-1.14x at
     # C_out = 128; filter gradient 1.31-1.50x at 1024, 1.02-1.14x at 2048; blocks up to
-    # 108 KiB, the largest tried, 1.12-1.24x).
+    # 108 KiB, the largest tried, 1.12-1.24x). Checked at 2 threads in wall time on a
+    # loaded machine: C_out = 128 1.01x (16x16, C_in = 32) and 1.27x (8x8, C_in = 64).
     "avx2": IsaTable(
         forward=((4, 16, 1.0), (3, 32, 1.09)), filters=((4, 16),), max_c_out=128,
         max_filter_cc=1024, max_block_bytes=110592,
@@ -108,9 +108,9 @@ ISA_TABLES = {
 }
 
 
-def table(family: str | None = None) -> IsaTable:
-    """The ``IsaTable`` of ``family`` (default: ``isa.family()``, the host's or the forced)."""
-    return ISA_TABLES[family or isa.family()]
+def table() -> IsaTable:
+    """The ``IsaTable`` of ``isa.family()`` (the host's ISA family, or the forced one)."""
+    return ISA_TABLES[isa.family()]
 
 
 def forward_tile(w_shape, out_width: int, itemsize: int = 4) -> tuple[int, int] | None:
