@@ -76,7 +76,7 @@ FUSED = os.environ.get("DOJANG_UNFUSED") != "1"
 def dojang_train_step(batch: int, seed: int = 0):
     params, forward = dojang_model(seed, FUSED)
     opt = dj.optimizers.Adam()
-    x, y = _data(batch)
+    x, y = common.make_data(batch, SHAPE)
 
     def step():
         for p in params:
@@ -92,17 +92,12 @@ def dojang_train_step(batch: int, seed: int = 0):
 
 def dojang_inference(batch: int, seed: int = 0):
     _, forward = dojang_model(seed, FUSED)
-    x, _ = _data(batch)
+    x, _ = common.make_data(batch, SHAPE)
 
     def step():
         with dj.no_grad():
             return forward(x, False)
     return step
-
-
-def _data(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.random((batch, *SHAPE), dtype=np.float32), rng.integers(0, 10, size=batch)
 
 
 def torch_train_step(batch: int):
