@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -186,7 +185,7 @@ def calibrate() -> None:
           "batch 128):")
     block = _direct_wins([(9 * ci * smallest * 4, _layer(128, 8, ci, 64))
                           for ci in (32, 64, 96, 128, 192)], _forward)
-    host = platform.processor() or platform.machine()
+    host = common.host_info()["cpu"]
     print(f'''    "{family}": IsaTable(
         forward={tuple((r, b, s) for (r, b), s in zip(forward, speeds, strict=True))},
         filters={tuple(filters)}, max_c_out={c_out}, max_filter_cc={cc},
