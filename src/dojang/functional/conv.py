@@ -37,7 +37,7 @@ from dojang.shapes import (
 from dojang.validation import check_choice, check_data_format, check_int, is_int, standardize_tuple
 
 __all__ = [
-    "conv", "conv1d", "conv2d", "conv3d",
+    "conv", "conv_arguments", "conv1d", "conv2d", "conv3d",
     "conv_transpose", "conv1d_transpose", "conv2d_transpose", "conv3d_transpose",
 ]
 
@@ -102,6 +102,14 @@ def _check_mode_padding(mode, pads, spatial, padding, owner):
 
 def _conv(rank, owner, input, filters, strides, padding, data_format, dilations, groups,
           padding_mode, bias, activation=None) -> Tensor:
+    x, w, b, hyper = _conv_arguments(rank, owner, input, filters, strides, padding, data_format,
+                                     dilations, groups, padding_mode, bias, activation)
+    return ops.conv(x, w, b, **hyper)
+
+
+def _conv_arguments(rank, owner, input, filters, strides, padding, data_format, dilations,
+                    groups, padding_mode, bias, activation):
+    """Every check of ``_conv``: the Tensors (cast alike) and ``ops.conv``'s keywords."""
     x, w, last, strides, dilations, spatial, channels = _common(
         input, filters, rank, data_format, strides, dilations, owner)
     groups = check_int(groups, "groups", owner, min_value=1)
@@ -126,8 +134,8 @@ def _conv(rank, owner, input, filters, strides, padding, data_format, dilations,
                              f"{i}. Received: input.shape={x.shape}, filters.shape={w.shape}, "
                              f"dilations={dilations}, padding={padding!r}")
     w, x, b = _cast_all(w, x, _bias(bias, cout, owner))
-    return ops.conv(x, w, b, strides=strides, dilations=dilations, groups=groups, pads=pads,
-                    padding_mode=mode, channels_last=last, activation=activation)
+    return x, w, b, dict(strides=strides, dilations=dilations, groups=groups, pads=pads,
+                         padding_mode=mode, channels_last=last, activation=activation)
 
 
 def _output_shape_arg(output_shape, rank, batch_channels, last, owner):
@@ -262,6 +270,31 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
     rank, data_format = _rank_and_format(filters, data_format, "conv", "in, out")
     return _conv(rank, "conv", input, filters, strides, padding, data_format, dilations, groups,
                  padding_mode, bias, activation)
+
+
+def conv_arguments(input, filters, strides=1, padding="VALID", data_format: str | None = None,
+                   dilations=1, groups: int = 1, padding_mode: str = "zeros", bias=None,
+                   activation: str | None = None) -> tuple[Tensor, Tensor, Tensor | None, dict]:
+    """``conv``'s checks without the convolution: ``(input, filters, bias, keywords)``.
+
+    The three come back as Tensors, cast as ``conv`` casts them, and
+    ``ops.conv(input, filters, bias, **keywords)`` is then what ``conv`` computes. A
+    layer runs the checks once per input signature and keeps the keywords
+    (``layers._args.per_signature``).
+
+    Raises:
+        TypeError, ValueError: as ``conv``.
+
+    Example:
+        >>> import numpy as np
+        >>> _, _, _, keywords = conv_arguments(np.ones((1, 5, 5, 1)), np.ones((3, 3, 1, 1)),
+        ...                                    padding="SAME")
+        >>> keywords["pads"]
+        ((1, 1), (1, 1))
+    """
+    rank, data_format = _rank_and_format(filters, data_format, "conv", "in, out")
+    return _conv_arguments(rank, "conv", input, filters, strides, padding, data_format,
+                           dilations, groups, padding_mode, bias, activation)
 
 
 def conv_transpose(input, filters, output_shape=None, strides=1, padding="VALID",

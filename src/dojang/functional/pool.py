@@ -25,12 +25,13 @@ from dojang.functional._args import (
 )
 from dojang.ops.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from dojang.shapes import conv_output_length, resolve_padding
-from dojang.validation import check_bool, check_data_format, standardize_tuple
+from dojang.validation import check_bool, check_choice, check_data_format, standardize_tuple
 
 __all__ = [
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "global_avg_pool1d", "global_avg_pool2d",
     "global_avg_pool3d", "global_max_pool1d", "global_max_pool2d", "global_max_pool3d",
     "avg_pool", "max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "pool",
+    "window_pool_arguments",
 ]
 
 _SPATIAL = {1: "W", 2: "H, W", 3: "D, H, W"}
@@ -51,6 +52,14 @@ def _floating(x: Tensor) -> Tensor:
 
 def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: int,
                  owner: str, count_include_pad: bool = False) -> Tensor:
+    x, op, hyper = _window_pool_arguments(kind, input, ksize, strides, padding, data_format,
+                                          rank, owner, count_include_pad)
+    return op.apply(x, **hyper)
+
+
+def _window_pool_arguments(kind: str, input, ksize, strides, padding, data_format, rank: int,
+                           owner: str, count_include_pad: bool = False):
+    """Every check of ``_window_pool``: the input Tensor, the op and its keywords."""
     channels_last = check_data_format(data_format, rank, owner=owner)
     full_rank = f"as a list of {rank + 2} ints to be 1 for the batch and channel dimensions"
     k = spatial_arg(ksize, rank, channels_last, "ksize", owner, full_rank)
@@ -74,10 +83,43 @@ def _window_pool(kind: str, input, ksize, strides, padding, data_format, rank: i
             f"+ padding, spatial size > 0). Received: ksize={k} for spatial shape "
             f"{spatial} with padding={pads}"
         )
+    hyper = dict(ksize=k, strides=s, pads=pads, channels_last=channels_last)
     if kind == "max":
-        return MaxPool.apply(x, ksize=k, strides=s, pads=pads, channels_last=channels_last)
-    return AvgPool.apply(_floating(x), ksize=k, strides=s, pads=pads, channels_last=channels_last,
-                         count_include_pad=count_include_pad)
+        return x, MaxPool, hyper
+    return _floating(x), AvgPool, dict(hyper, count_include_pad=count_include_pad)
+
+
+def window_pool_arguments(kind: str, rank: int, input, ksize, strides=None,
+                          padding: Padding = "VALID", data_format: str | None = None,
+                          count_include_pad: bool = False):
+    """The checks of ``{kind}_pool{rank}d`` without the pooling: ``(input, op, keywords)``.
+
+    ``op.apply(input, **keywords)`` is then what ``{kind}_pool{rank}d`` computes (``input``
+    as a Tensor, cast as that function casts it). A layer runs the checks once per input
+    signature and keeps the op and its keywords (``layers._args.per_signature``).
+
+    Args:
+        kind: ``"max"`` or ``"avg"``.
+        rank: 1, 2 or 3 spatial dims.
+        input, ksize, strides, padding, data_format, count_include_pad: as
+            ``max_pool2d``/``avg_pool2d`` (``count_include_pad`` for ``"avg"``).
+
+    Raises:
+        TypeError, ValueError: as ``max_pool2d``/``avg_pool2d``.
+
+    Example:
+        >>> import numpy as np
+        >>> x, op, keywords = window_pool_arguments("max", 2, np.ones((1, 4, 4, 1)), 2)
+        >>> op.__name__, keywords["pads"]
+        ('MaxPool', ((0, 0), (0, 0)))
+    """
+    kind = check_choice(kind, ("max", "avg"), "kind", "window_pool_arguments")
+    if rank not in DATA_FORMATS:
+        fail("window_pool_arguments", "rank", "to be 1, 2 or 3", f"rank={rank!r}")
+    owner = f"{kind}_pool{rank}d"
+    data_format = DATA_FORMATS[rank][0] if data_format is None else data_format
+    return _window_pool_arguments(kind, input, ksize, strides, padding, data_format, rank, owner,
+                                  count_include_pad)
 
 
 def _global_pool(op, input, data_format, keepdims, rank: int, owner: str) -> Tensor:

@@ -29,7 +29,6 @@ Workqueue takes one launch at a time: see ``_launch``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -79,7 +78,7 @@ def _wide_straight_line() -> None:
     ``-mcpu=skylake-avx512``: ymm and stack traffic; with this option, zmm). The option
     sets the pass's register width only; it is process-wide, but numba runs the pass
     only where it is switched on, which dojang does for the tiles alone
-    (``_straight_line``). numba's disk cache is keyed by the CPU name and features, and
+    (``_StraightLine``). numba's disk cache is keyed by the CPU name and features, and
     this option follows from the features, so a cached build always matches it.
     """
     import llvmlite.binding as ll
@@ -95,7 +94,7 @@ def available() -> bool:
 def enabled() -> bool:
     """True when the ops should use the compiled kernels here: the settings want them
     (``dojang.settings.compiled_wanted``) and numba imports."""
-    return settings.compiled_wanted() and available()
+    return settings.compiled_wanted() and bool(_numba or _load())
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -139,7 +138,8 @@ class _Lazy:
     """A Python function compiled by ``numba.njit`` on its first call.
 
     ``serial(*args)`` runs a second compilation without threads (``prange`` as
-    ``range``): for small arrays, where waking the thread pool costs more than the work.
+    ``range``): for small arrays, where waking the thread pool costs more than the work;
+    ``sized(tasks, work)`` picks one of the two by ``threaded``.
     """
 
     def __init__(self, fn, parallel: bool, slp: bool = False):
@@ -161,10 +161,17 @@ class _Lazy:
         if not _launch.acquire(blocking=False):
             return self.serial(*args)
         try:
-            with _straight_line(self.slp):
+            if not self.slp:
+                return self.compiled(*args)
+            with _StraightLine():
                 return self.compiled(*args)
         finally:
             _launch.release()
+
+    def sized(self, tasks: int, work: int):
+        """This kernel, or its serial twin where ``threaded(tasks, work)`` says threads
+        cannot pay: a choice fixed by the shapes (both give the same results)."""
+        return self if self.parallel and threaded(tasks, work) else self.serial
 
     def serial(self, *args):
         if self.compiled_serial is None:
@@ -174,52 +181,65 @@ class _Lazy:
                                     self.fn.__name__ + "_serial", self.fn.__defaults__)
             fn.__qualname__ = self.fn.__qualname__ + "_serial"
             self.compiled_serial = _njit(fn, **self.options)
-        with _straight_line(self.slp):
+        if not self.slp:  # most kernels: no context to enter on every call
+            return self.compiled_serial(*args)
+        with _StraightLine():
             return self.compiled_serial(*args)
 
 
-# calls inside ``_straight_line(True)`` now, over all threads, and numba's setting
+# calls inside ``_StraightLine()`` now, over all threads, and numba's setting
 # from before the first of them
 _slp = {"users": 0, "saved": 0}
 _slp_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def _straight_line(on: bool):
-    """With ``on``, a compilation inside runs LLVM's SLP (straight-line) vectoriser.
+class _StraightLine:
+    """A compilation inside runs LLVM's SLP (straight-line) vectoriser.
 
     numba turns that pass off by default (``NUMBA_SLP_VECTORIZE=0``) and reads the
     setting when it builds a pass pipeline, i.e. at each compilation, so it is set
     only while a kernel that needs it is called (and so compiled): the register tiles
     of ``kernels.conv._tiles``, whose named partial sums only that pass packs into vector
     registers (measured 3-6x faster). The pass changes no result. A count of the
-    calls in flight keeps it on until the last one, whatever the threads do.
+    calls in flight keeps it on until the last one, whatever the threads do. A class,
+    not a generator: it is entered on every call of a tile.
     """
-    if not on:
-        yield
-        return
-    config = _load().config
-    with _slp_lock:
-        if _slp["users"] == 0:
-            _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
-        _slp["users"] += 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        config = _load().config
+        with _slp_lock:
+            if _slp["users"] == 0:
+                _slp["saved"], config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
+            _slp["users"] += 1
+
+    def __exit__(self, *exc) -> None:
         with _slp_lock:
             _slp["users"] -= 1
             if _slp["users"] == 0:
-                config.SLP_VECTORIZE = _slp["saved"]
+                _load().config.SLP_VECTORIZE = _slp["saved"]
 
 
 def kernel(parallel: bool = True, slp: bool = False):
     """Decorator: compile with numba on first call (``prange`` splits over threads);
-    ``slp``: with LLVM's straight-line vectoriser (see ``_straight_line``)."""
+    ``slp``: with LLVM's straight-line vectoriser (see ``_StraightLine``)."""
     return lambda fn: _Lazy(fn, parallel, slp)
 
 
 _BLOCK = 1 << 14  # elements per thread task of the flat elementwise kernels
 MIN_ELEMENTWISE = 1 << 16  # smaller arrays stay with NumPy (a thread hand-off costs more)
+
+
+def threaded(tasks: int, work: int) -> bool:
+    """Whether a kernel runs over threads when its ``prange`` has ``tasks`` iterations and
+    the call does ``work`` units (elements, or multiply-adds for a convolution).
+
+    One task cannot be split, yet a parallel launch still wakes the pool and waits for
+    it; under ``MIN_ELEMENTWISE`` units the hand-off costs more than a second thread
+    saves. On a 2-core host a single image's max pooling, or bias + ReLU, took 3-7x
+    longer parallel than serial (the wake-up, not the work); at batch 1 every such
+    launch in the seed CNN's forward ran on one thread anyway.
+    """
+    return tasks > 1 and work >= MIN_ELEMENTWISE
 # The flat kernels slice each block and index the slice from 0: with computed bounds
 # (``range(lo, hi)``) numba cannot prove the index non-negative, keeps its negative-index
 # wraparound check, and LLVM does not vectorise the loop (measured 7x slower).

@@ -3,8 +3,11 @@
 For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it decides:
 
 - **forward**: ``direct`` (the compiled register tiles of ``kernels.conv.direct``, for
-  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``) or
-  ``depthwise`` (one multiply-accumulate per kernel offset);
+  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``),
+  ``depthwise`` (one multiply-accumulate per kernel offset, compiled in
+  ``kernels.conv.depthwise`` where ``compiled_depthwise`` says so) or ``gemm`` (a 1x1
+  convolution with stride 1 and no padding: the input *is* its columns, one GEMM on the
+  (N*H*W, C) view, no copy, in all three passes);
 - **keep columns**: whether a training forward keeps its im2col columns for the filter
   gradient (``keep_columns``) instead of rebuilding them in backward;
 - **input gradient**: a stride-1 correlation of ``gy`` with the flipped filters (itself
@@ -62,6 +65,8 @@ class IsaTable:
             order of preference: the first whose RC divides C_in and B divides C_out.
         max_c_out: the direct forward runs while C_out <= this (wider layers' GEMMs run
             near OpenBLAS's peak).
+        max_single_channel: with one input channel, where im2col has its own NumPy path,
+            the direct forward runs up to this many input pixels x C_out (small work).
         max_filter_cc: the direct filter gradient runs while C_in * C_out <= this.
         max_block_bytes: one block's filters (KH*KW*C_in*B values, B the smallest
             tile's) stay in cache while the forward passes over a sample: the direct
@@ -72,6 +77,7 @@ class IsaTable:
     forward: tuple[tuple[int, int, float], ...]
     filters: tuple[tuple[int, int], ...]
     max_c_out: int
+    max_single_channel: int
     max_filter_cc: int
     max_block_bytes: int
     source: str
@@ -91,9 +97,13 @@ ISA_TABLES = {
     # C_out = 128; filter gradient 1.31-1.50x at 1024, 1.02-1.14x at 2048; blocks up to
     # 108 KiB, the largest tried, 1.12-1.24x). Checked at 2 threads in wall time on a
     # loaded machine: C_out = 128 1.01x (16x16, C_in = 32) and 1.27x (8x8, C_in = 64).
+    # One input channel (not calibrated by bench/direct.py): a single image's 28x28x1 ->
+    # 32 layer ran 3x faster direct (one compiled call, where im2col's single-channel path
+    # makes nine NumPy copies and a GEMM of K = 9); the two met at 2-8 such images, so up
+    # to one 64x64 image into 16 channels.
     "avx2": IsaTable(
         forward=((4, 16, 1.0), (3, 32, 1.09)), filters=((4, 16),), max_c_out=128,
-        max_filter_cc=1024, max_block_bytes=110592,
+        max_single_channel=1 << 16, max_filter_cc=1024, max_block_bytes=110592,
         source="measured: bench/direct.py --calibrate on a 2-core AMD EPYC (Zen 3), "
                "2026-12-02"),
     # AVX-512: 32 registers of 16 float32. r8b32 keeps 16 registers of sums (r8b16 8, for
@@ -103,7 +113,7 @@ ISA_TABLES = {
     # only says that it should not take a layer that r8b32 takes.
     "avx512": IsaTable(
         forward=((8, 32, 1.0), (8, 16, 0.9)), filters=((8, 32), (4, 16)), max_c_out=128,
-        max_filter_cc=1024, max_block_bytes=110592,
+        max_single_channel=1 << 16, max_filter_cc=1024, max_block_bytes=110592,
         source="derived, unmeasured: tiles sized by register count, AVX2's thresholds"),
 }
 
@@ -141,6 +151,22 @@ def is_depthwise(c_in: int, groups: int) -> bool:
     return groups > 1 and groups == c_in
 
 
+def compiled_depthwise(x, rank: int, *others) -> bool:
+    """True when the compiled depthwise kernels (``kernels.conv.depthwise``) take this
+    depthwise convolution: rank 1-2, NumPy float32/64 arrays of one dtype (``others``
+    besides ``x``; None entries, such as no bias, are skipped)."""
+    others = tuple(a for a in others if a is not None)
+    return (rank <= 2 and compile.usable(x, *others)
+            and all(a.dtype == x.dtype for a in others))
+
+
+def is_pointwise(w_shape, strides, pads, groups: int) -> bool:
+    """True for a 1x1 convolution with stride 1, no padding and one group: its im2col
+    columns are the input itself, so each pass is one GEMM on the (N*prod(S), C) view."""
+    return (groups == 1 and all(k == 1 for k in w_shape[:-2]) and all(s == 1 for s in strides)
+            and all(p == (0, 0) for p in pads))
+
+
 def compiled_im2col(x, rank: int, groups: int) -> bool:
     """True when the compiled im2col/col2im (``kernels.conv.numba``) take this lowering:
     rank 1-2, one group, C > 1 (C = 1 has its own NumPy path), NumPy floats."""
@@ -156,12 +182,13 @@ def _direct_fits(w_shape, groups: int, x, *others) -> bool:
 
 def direct_forward(x, w_shape, groups: int, w=None) -> bool:
     """True when the direct kernel takes the forward of ``x`` with filters of ``w_shape``
-    (and of ``w``'s dtype, if given): 2 <= C_in (C_in = 1 has im2col's own fast path,
-    which the direct kernel measured 2-3x slower than), C_out <= the ISA's ``max_c_out``,
-    one block of filters within ``max_block_bytes`` and a forward tile that takes C_out."""
+    (and of ``w``'s dtype, if given): 2 <= C_in (or C_in = 1 and at most the ISA's
+    ``max_single_channel`` input pixels x C_out), C_out <= its ``max_c_out``, one block of
+    filters within its ``max_block_bytes`` and a forward tile that takes C_out."""
     others, t = () if w is None else (w,), table()
     smallest = min(b for _, b, _ in t.forward)
-    return (2 <= w_shape[-2] and w_shape[-1] <= t.max_c_out
+    few = w_shape[-2] >= 2 or x.size * w_shape[-1] <= t.max_single_channel
+    return (few and w_shape[-1] <= t.max_c_out
             and math.prod(w_shape[:-1]) * smallest * x.itemsize <= t.max_block_bytes
             and forward_tile(w_shape, 1) is not None
             and _direct_fits(w_shape, groups, x, *others))
@@ -169,8 +196,16 @@ def direct_forward(x, w_shape, groups: int, w=None) -> bool:
 
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
     """True when the direct kernel takes this filter gradient: a filter tile that takes
-    C_in and C_out (``filters_tile``), C_in * C_out <= the ISA's ``max_filter_cc``."""
-    return (w_shape[-2] * w_shape[-1] <= table().max_filter_cc
+    C_in and C_out (``filters_tile``), and C_in * C_out <= the ISA's ``max_filter_cc`` or
+    a 1x1 kernel.
+
+    A 1x1 filter gradient takes the direct kernel at any C_in * C_out: its GEMM
+    (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W, over which OpenBLAS's
+    threads meet once per block of M; on a loaded machine (load 7 on 2 cores) that GEMM
+    measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32, 64 -> 64
+    channels; alone on one thread: 8.6 against 9.8 ms)."""
+    return ((w_shape[-2] * w_shape[-1] <= table().max_filter_cc
+             or all(k == 1 for k in w_shape[:-2]))
             and filters_tile(w_shape) is not None and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -225,7 +260,8 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
     and the whole batch must fit the im2col budget. When both direct kernels take the
     layer, the direct forward runs and nothing is kept.
     """
-    if not wanted or is_depthwise(x.shape[-1], groups):
+    if (not wanted or is_depthwise(x.shape[-1], groups)
+            or is_pointwise(w.shape, strides, pads, groups)):
         return False
     itemsize = x.dtype.itemsize
     total = cols_bytes(x.shape, w.shape, strides, dilations, pads, itemsize)
@@ -241,8 +277,9 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
 
 
 def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) -> str:
-    """How the input gradient runs: ``"depthwise"``, ``"correlation"`` (stride 1: a
-    forward convolution of ``gy`` with the flipped filters) or ``"col2im"``.
+    """How the input gradient runs: ``"depthwise"``, ``"gemm"`` (pointwise: ``gy @ W^T``),
+    ``"correlation"`` (stride 1: a forward convolution of ``gy`` with the flipped filters)
+    or ``"col2im"``.
 
     With the compiled col2im, widening layers (C_out > C_in) are faster through the GEMM
     + col2im: the correlation's columns would be C_out/C_in times wider (measured 12-15%
@@ -251,6 +288,8 @@ def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) 
     """
     if is_depthwise(x_shape[-1], groups):
         return "depthwise"
+    if is_pointwise(w.shape, strides, pads, groups) and gy.shape[1:-1] == x_shape[1:-1]:
+        return "gemm"
     r = len(x_shape) - 2
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
                 and compiled_im2col(gy, r, groups)
@@ -268,12 +307,15 @@ class ConvPlan:
     """How one convolution runs, and why (``str()`` explains it).
 
     Attributes:
-        forward: ``"direct"``, ``"im2col"`` or ``"depthwise"``.
+        forward: ``"direct"``, ``"im2col"``, ``"gemm"``, ``"depthwise (compiled)"`` or
+            ``"depthwise (numpy)"``.
         keep_columns: a training forward keeps its columns for the filter gradient.
         input_gradient: ``"correlation (direct)"``, ``"correlation (im2col)"``,
-            ``"col2im"`` or ``"depthwise"``.
-        filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"`` or ``"depthwise"``.
-        bias_relu: ``"compiled"``, ``"numpy"`` or ``"none"``.
+            ``"col2im"``, ``"gemm"`` or the forward's ``"depthwise ..."``.
+        filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"``, ``"gemm"`` or
+            the forward's ``"depthwise ..."`` (which sums the bias gradient too).
+        bias_relu: ``"compiled"``, ``"numpy"``, ``"none"`` or ``"fused"`` (inside the
+            compiled depthwise kernel).
         im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
         reasons: one line per decision.
         isa: the vector ISA family whose tiles and thresholds were used (``kernels.isa``).
@@ -303,6 +345,7 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     rank = w.ndim - 2
     c_in, c_out = x.shape[-1], w.shape[-1]
     depthwise = is_depthwise(c_in, groups)
+    pointwise = is_pointwise(w.shape, strides, pads, groups)
     keep = keep_columns(x, w, strides, dilations, groups, pads, training)
     compiled = compile.usable(x, w)
     family, t = isa.family(), table()
@@ -312,9 +355,18 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     if not compiled:
         reasons.append("compiled kernels off or not applicable (numba missing, "
                        "DOJANG_JIT=0, kernels('reference'), or not NumPy float32/64)")
-    if depthwise:
-        forward = "depthwise"
-        reasons.append(f"groups == C_in == {c_in}: depthwise, one multiply-add per offset")
+    if depthwise and compiled_depthwise(x, rank, w):
+        forward = "depthwise (compiled)"
+        reasons.append(f"groups == C_in == {c_in}: depthwise, compiled, each tap one vector "
+                       "multiply-add across the channels (bias and ReLU fused)")
+    elif depthwise:
+        forward = "depthwise (numpy)"
+        reasons.append(f"groups == C_in == {c_in}: depthwise, one NumPy multiply-add per "
+                       "offset (the compiled kernels take rank <= 2 and NumPy floats)")
+    elif pointwise:
+        forward = "gemm"
+        reasons.append("1x1, stride 1, no padding, one group: the input is its own columns, "
+                       "one GEMM on the (N*H*W, C) view in every pass (no im2col copy)")
     elif keep:
         forward = "im2col"
         reasons.append("training: im2col columns kept for the filter gradient (they fit "
@@ -322,11 +374,14 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
         reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {t.max_c_out}, one group, rank "
-                       f"{rank}: the direct kernel beats a thin GEMM; "
+                       f"{rank}: the direct kernel beats a thin GEMM" + (
+                           " (one input channel: small enough that one compiled call beats "
+                           "im2col's copies)" if c_in == 1 else "") + "; "
                        f"{_tile_name(forward_tile(w.shape, out[-1], x.itemsize), 'pixels')}")
     else:
         forward = "im2col"
-        reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in, "
+        reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in or "
+                       f"C_in = 1 with at most {t.max_single_channel} input pixels x C_out, "
                        f"C_out <= {t.max_c_out} and a multiple of a tile's B: "
                        f"{sorted({b for _, b, _ in t.forward})})")
     gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
@@ -342,19 +397,25 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     elif path == "correlation (direct)":
         tile = forward_tile(flipped, x.shape[-2], x.itemsize)
         reasons.append(f"input gradient: {path}, stride 1; {_tile_name(tile, 'pixels')}")
-    elif path != "depthwise":
+    elif path.startswith("correlation"):
         reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
-        filters = "depthwise"
+        path = filters = forward
     elif keep:
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append(f"filter gradient direct: C_in * C_out = {c_in * c_out} <= "
-                       f"{t.max_filter_cc}; {_tile_name(filters_tile(w.shape), 'input channels')}")
+        reasons.append("filter gradient direct: " + (
+            "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
+            "under load)" if math.prod(w.shape[:-2]) == 1 else
+            f"C_in * C_out = {c_in * c_out} <= {t.max_filter_cc}")
+            + f"; {_tile_name(filters_tile(w.shape), 'input channels')}")
+    elif pointwise:
+        filters = "gemm"
     else:
         filters = "im2col"
     bias_relu = "none" if not (bias or relu) else (
+        "fused" if forward == "depthwise (compiled)" else
         "compiled" if fused_bias_relu(x) else "numpy")
     return ConvPlan(forward, keep, path, filters, bias_relu,
                     "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons),

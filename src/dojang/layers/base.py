@@ -59,6 +59,7 @@ class InputSpec:
     ndim: int | None = None
     min_ndim: int | None = None
     axes: dict = field(default_factory=dict)
+    _accepted: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def describe(self) -> str:
         if self.ndim is not None:
@@ -72,12 +73,14 @@ class InputSpec:
         return "any shape"
 
     def accepts(self, shape: tuple) -> bool:
+        if shape == self._accepted:  # the last shape accepted: a layer's calls repeat one
+            return True
         n = len(shape)
-        if self.ndim is not None and n != self.ndim:
-            return False
-        if self.min_ndim is not None and n < self.min_ndim:
-            return False
-        return all(shape[a] is None or shape[a] == size for a, size in self.axes.items())
+        ok = (self.ndim in (None, n) and (self.min_ndim is None or n >= self.min_ndim)
+              and all(shape[a] is None or shape[a] == size for a, size in self.axes.items()))
+        if ok:
+            self._accepted = shape
+        return ok
 
 
 def _marks_built(build):
@@ -400,7 +403,7 @@ class Layer:
     def _check_input_shape(self, shapes) -> None:
         if _is_shape_list(shapes):
             return
-        if not self.input_spec.accepts(tuple(shapes)):
+        if not self.input_spec.accepts(shapes if type(shapes) is tuple else tuple(shapes)):
             raise ValueError(f"layer '{self.name}' expects input of {self.input_spec.describe()}"
                              f", received input of shape {format_shape(shapes)}")
 

@@ -22,6 +22,7 @@ from dojang import functional as F
 from dojang import ops
 from dojang.layers._args import (
     check_bool,
+    per_signature,
     resolve_activation,
     resolve_initializer,
     resolve_regularizer,
@@ -124,11 +125,20 @@ class BaseConv(SlidingWindow, Layer):
 
     def _conv(self, x, kernel, groups: int = 1, bias=None, strides=None, padding=None,
               activation=None):
-        return F.conv(x, kernel, strides=self.strides if strides is None else strides,
-                      padding=self.padding if padding is None else padding,
-                      data_format=self.data_format, dilations=self.dilation_rate,
-                      groups=groups, padding_mode=self.padding_mode, bias=bias,
-                      activation=activation)
+        strides = self.strides if strides is None else strides
+        padding = self.padding if padding is None else padding
+
+        def keywords():
+            # x comes in the layer's dtype (``Layer.__call__`` casts it), as the weights
+            # are: ``conv_arguments`` casts nothing, and only its keywords are kept
+            return F.conv_arguments(x, kernel, strides=strides, padding=padding,
+                                    data_format=self.data_format, dilations=self.dilation_rate,
+                                    groups=groups, padding_mode=self.padding_mode, bias=bias,
+                                    activation=activation)[3]
+
+        key = ("conv", x.shape, x.dtype, kernel.shape, groups, bias is None, strides, padding,
+               activation)
+        return ops.conv(x, kernel, bias, **per_signature(self, key, keywords))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "kernel_size": list(self.kernel_size),

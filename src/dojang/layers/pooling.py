@@ -9,7 +9,7 @@ Global pooling: ``(N, *L, C) -> (N, C)`` (or ``(N, 1.., C)`` with ``keepdims``).
 from __future__ import annotations
 
 from dojang import functional as F
-from dojang.layers._args import check_bool
+from dojang.layers._args import check_bool, per_signature
 from dojang.layers.base import InputSpec, Layer
 from dojang.shapes import SlidingWindow
 from dojang.validation import check_choice, check_data_format, standardize_tuple
@@ -60,9 +60,15 @@ class BasePooling(SlidingWindow, Layer):
         return (1,) * self.rank
 
     def call(self, inputs, training: bool = False):
-        pool = getattr(F, f"{self.kind}_pool{self.rank}d")
-        return pool(inputs, self.pool_size, self.strides, self.padding.upper(),
-                    data_format=self.data_format)
+        def checked():
+            # inputs come in the layer's float dtype (``Layer.__call__`` casts them), so
+            # the checks cast nothing and only the op and its keywords are kept
+            return F.window_pool_arguments(self.kind, self.rank, inputs, self.pool_size,
+                                           self.strides, self.padding.upper(),
+                                           self.data_format)[1:]
+
+        op, keywords = per_signature(self, ("pool", inputs.shape, inputs.dtype), checked)
+        return op.apply(inputs, **keywords)
 
     def compute_output_shape(self, input_shape):
         channels = input_shape[-1] if self._channels_last else input_shape[1]

@@ -47,9 +47,7 @@ class Conv(Function):
         x = _to_last(x, self.channels_last)
         # a gradient may follow: the plan may keep the im2col columns for it
         y, cols = dispatch("conv.forward", x, w, self.strides, self.dilations, self.groups,
-                           self.pads, is_grad_enabled())
-        if b is not None or self.relu:
-            dispatch("conv.bias_relu", y, b, self.relu)
+                           self.pads, is_grad_enabled(), b, self.relu)
         if self.relu:
             self.y = y
         self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
@@ -75,9 +73,10 @@ class Conv(Function):
         if needs[0]:
             gx = dispatch("conv.backward_input", gy, self.w, self.x.shape, *args)
             gx = _to_first(gx, self.channels_last)
-        if needs[1]:
-            gw = dispatch("conv.backward_filter", self.x, gy, self.w.shape, *args,
-                          cols=self.cols)
+        if needs[1]:  # the bias gradient too, unless the ReLU's mask pass summed it
+            gw, db = dispatch("conv.backward_filter", self.x, gy, self.w.shape, *args,
+                              cols=self.cols, bias=bias and gb is None)
+            gb = db if gb is None else gb
         if bias and gb is None:
             gb = dispatch("conv.bias_grad", gy)
         return (gx, gw, gb if needs[2] else None) if self.has_bias else (gx, gw)
@@ -115,7 +114,7 @@ class ConvTranspose(Function):
             gx = gx[(slice(None),) + tuple(slice(0, n) for n in self.x.shape[1:-1])]
             gx = _to_first(gx, self.channels_last)
         if needs[1]:
-            gw = dispatch("conv.backward_filter", gy, self.x, self.w.shape, *args)
+            gw, _ = dispatch("conv.backward_filter", gy, self.x, self.w.shape, *args)
         if self.has_bias and needs[2]:
             gb = dispatch("conv.bias_grad", gy)
         return (gx, gw, gb) if self.has_bias else (gx, gw)

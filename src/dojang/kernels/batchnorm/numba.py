@@ -75,7 +75,7 @@ def _bn_grad_apply(gy, x, mean, a, b, c0, gx):
 
 def _folded(x3, mean, squares):
     out = np.empty((x3.shape[0], x3.shape[2]), dtype=np.float64)
-    _sample_sums(x3, mean, squares, out)
+    _sample_sums.sized(x3.shape[0], x3.size)(x3, mean, squares, out)
     return np.add.reduce(out, axis=0)
 
 
@@ -93,7 +93,7 @@ def normalize(x, mean, scale, shift):
     x3 = samples(x)
     y = alloc.empty(x.shape, x.dtype)
     cast = [v.astype(x.dtype, copy=False) for v in (mean, scale, shift)]
-    _normalize(x3, *cast, y.reshape(x3.shape))
+    _normalize.sized(x3.shape[0], x3.size)(x3, *cast, y.reshape(x3.shape))
     return y
 
 
@@ -102,7 +102,7 @@ def batch_norm_grad_sums(gy, x, mean):
     gy3, x3 = samples(gy), samples(x)
     s_gy = np.empty((gy3.shape[0], gy3.shape[2]), dtype=np.float64)
     s_gyxc = np.empty_like(s_gy)
-    _bn_grad_sums(gy3, x3, mean, s_gy, s_gyxc)
+    _bn_grad_sums.sized(gy3.shape[0], gy3.size)(gy3, x3, mean, s_gy, s_gyxc)
     return np.add.reduce(s_gy, axis=0), np.add.reduce(s_gyxc, axis=0)
 
 
@@ -111,7 +111,8 @@ def batch_norm_grad(gy, x, mean, a, b, c0):
     gy3 = samples(gy)
     gx = alloc.empty(gy.shape, gy.dtype)
     cast = [v.astype(gy.dtype, copy=False) for v in (mean, a, b, c0)]
-    _bn_grad_apply(gy3, samples(x), cast[0], *cast[1:], gx.reshape(gy3.shape))
+    run = _bn_grad_apply.sized(gy3.shape[0], gy3.size)
+    run(gy3, samples(x), cast[0], *cast[1:], gx.reshape(gy3.shape))
     return gx
 
 

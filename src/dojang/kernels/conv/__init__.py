@@ -1,8 +1,8 @@
 """Convolution kernels: the NumPy reference (``reference``, ``im2col``) beside the compiled
-ones (``numba``: im2col/col2im, fused bias + ReLU, and the direct kernels of ``direct``),
-all registered in ``dojang.kernels.registry``; ``kernels.plan`` decides how each
-convolution runs."""
+ones (``numba``: im2col/col2im, fused bias + ReLU, the direct kernels of ``direct`` and the
+depthwise kernels of ``depthwise``), all registered in ``dojang.kernels.registry``;
+``kernels.plan`` decides how each convolution runs."""
 
-from dojang.kernels.conv import cuda, im2col, numba, reference
+from dojang.kernels.conv import cuda, depthwise, im2col, numba, reference
 
-__all__ = ["cuda", "im2col", "numba", "reference"]
+__all__ = ["cuda", "depthwise", "im2col", "numba", "reference"]

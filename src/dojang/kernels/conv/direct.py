@@ -34,6 +34,8 @@ faster: wide layers, whose GEMMs OpenBLAS runs near its peak, and groups.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dojang.kernels import alloc, compile, plan
@@ -77,10 +79,11 @@ def forward(x, w, y, strides, dilations, pads, tile=None) -> None:
     r, b = tile or plan.forward_tile(w.shape, y2.shape[2], x.itemsize)
     k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
-    wt = np.ascontiguousarray(np.moveaxis(w.reshape(k2 + (c_in, c_out // b, b)), -2, 0))
-    getattr(_tiles, f"forward_r{r}b{b}")(
-        x2, wt.reshape(wt.shape[:2] + (-1, b)), y2, x.dtype.type(0), *geometry,
-        *_padded(k2, y2.shape, geometry, r), max(1, min(x.shape[0], compile.threads())))
+    wt = np.ascontiguousarray(w.reshape(k2 + (c_in, c_out // b, b)).transpose(3, 0, 1, 2, 4))
+    chunks = min(x.shape[0], compile.threads()) if x.shape[0] > 1 else 1
+    run = getattr(_tiles, f"forward_r{r}b{b}").sized(chunks, y.size * math.prod(w.shape[:-1]))
+    run(x2, wt.reshape(wt.shape[:2] + (-1, b)), y2, x.dtype.type(0), *geometry,
+        *_padded(k2, y2.shape, geometry, r), chunks)
 
 
 def filters(x, gy, w_shape, strides, dilations, pads, tile=None):
@@ -97,6 +100,8 @@ def filters(x, gy, w_shape, strides, dilations, pads, tile=None):
     # rows of gy per band: the band's gy and x rows should fit in L1
     row = (g2.shape[2] * c_out + geometry[0] * wp * c_in) * x.itemsize
     band = max(1, _L1_BYTES // row)
-    getattr(_tiles, f"filters_r{rc}b{b}")(x2, g2.reshape(g2.shape[:3] + (-1, b)), part,
-                                          x.dtype.type(0), *geometry, hp, wp, band)
+    run = getattr(_tiles, f"filters_r{rc}b{b}").sized(part.shape[0],
+                                                       gy.size * math.prod(w_shape[:-1]))
+    run(x2, g2.reshape(g2.shape[:3] + (-1, b)), part, x.dtype.type(0), *geometry, hp, wp,
+        band)
     return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order

@@ -7,6 +7,9 @@
   with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
 - the direct convolution (``kernels.conv.direct``) registered as the compiled variants of
   ``"conv.correlate"`` and ``"conv.filter_grad"``.
+- the depthwise convolution (``kernels.conv.depthwise``): ``"conv.depthwise"`` (bias and
+  ReLU fused), ``"conv.depthwise_input_grad"`` and ``"conv.depthwise_filter_grad"`` (the
+  bias gradient in the same pass).
 
 Each is registered as the ``numba`` variant of its op, with the rule ``kernels.plan``
 states. Layout channels-last (N, *spatial, C), as everywhere in ``dojang.kernels``.
@@ -18,7 +21,7 @@ import numpy as np
 
 from dojang.kernels import alloc, compile, plan
 from dojang.kernels.compile import as2d, as_samples, kernel, prange, samples
-from dojang.kernels.conv import direct
+from dojang.kernels.conv import depthwise, direct
 from dojang.kernels.registry import register
 
 
@@ -58,7 +61,7 @@ def _relu_grad_sums(gy, y, g, sums):
 def bias_relu_(y, b, relu: bool) -> None:
     """In place on a contiguous channels-last ``y``: add ``b`` (C,) (None: no bias), ReLU."""
     b = np.zeros(y.shape[-1], y.dtype) if b is None else b.astype(y.dtype, copy=False)
-    _bias_relu(as_samples(y), b, relu)
+    _bias_relu.sized(y.shape[0], y.size)(as_samples(y), b, relu)
 
 
 @register("conv.relu_grad_bias", variant="numba", priority=1,
@@ -72,7 +75,7 @@ def relu_grad_bias(gy, y, bias: bool = True):
     """
     g = alloc.empty(y.shape, gy.dtype)
     sums = np.empty((y.shape[0], y.shape[-1]), dtype=np.float64)
-    _relu_grad_sums(samples(gy), samples(y), as_samples(g), sums)
+    _relu_grad_sums.sized(y.shape[0], y.size)(samples(gy), samples(y), as_samples(g), sums)
     return g, np.add.reduce(sums, axis=0).astype(gy.dtype)
 
 
@@ -128,15 +131,17 @@ def im2col(x, cols, kernel, strides, dilations, pads, ranges) -> None:
     """Fill ``cols`` (n * prod(rows of ranges), KK*C), C-contiguous, with the columns of
     the outputs in ``ranges`` (one ``[a, b)`` per spatial dim) of ``x`` (n, *spatial, C)."""
     shape, k, s, d, p, r = as2d(x.shape, kernel, strides, dilations, pads, ranges)
-    _im2col2d(np.ascontiguousarray(x).reshape(shape), cols, k[0], k[1], s[0], s[1], d[0],
-              d[1], p[0][0], p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+    run = _im2col2d.sized(shape[0], cols.size)
+    run(np.ascontiguousarray(x).reshape(shape), cols, k[0], k[1], s[0], s[1], d[0], d[1],
+        p[0][0], p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
 
 
 def col2im(dcols, gx, kernel, strides, dilations, pads, ranges) -> None:
     """Add ``dcols`` (n * rows, KK*C) into the C-contiguous ``gx`` (n, *spatial, C)."""
     shape, k, s, d, p, r = as2d(gx.shape, kernel, strides, dilations, pads, ranges)
-    _col2im2d(dcols, gx.reshape(shape), k[0], k[1], s[0], s[1], d[0], d[1], p[0][0],
-              p[1][0], r[0][0], r[0][1], r[1][0], r[1][1])
+    run = _col2im2d.sized(shape[0], dcols.size)
+    run(dcols, gx.reshape(shape), k[0], k[1], s[0], s[1], d[0], d[1], p[0][0], p[1][0],
+        r[0][0], r[0][1], r[1][0], r[1][1])
 
 
 # ------------------------------------------------------------------ registered variants
@@ -174,3 +179,27 @@ def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
     """The filter gradient from ``x`` and ``gy``: the direct kernel."""
     return direct.filters(x, gy, w_shape, strides, dilations, pads)
+
+
+@register("conv.depthwise", variant="numba", priority=1,
+          usable=lambda x, w, y, strides, dilations, pads, b, relu:
+          plan.compiled_depthwise(x, len(strides), w, y, b))
+def depthwise_(x, w, y, strides, dilations, pads, b, relu: bool) -> None:
+    """The depthwise correlation, bias and ReLU in one compiled pass."""
+    depthwise.forward(x, w, y, strides, dilations, pads, b, relu)
+
+
+@register("conv.depthwise_input_grad", variant="numba", priority=1,
+          usable=lambda gy, w, gx, strides, dilations, pads:
+          plan.compiled_depthwise(gy, len(strides), w, gx) and gx.flags.c_contiguous)
+def depthwise_input_grad(gy, w, gx, strides, dilations, pads) -> None:
+    """The depthwise input gradient, each input pixel gathered once."""
+    depthwise.input_grad(gy, w, gx, strides, dilations, pads)
+
+
+@register("conv.depthwise_filter_grad", variant="numba", priority=1,
+          usable=lambda x, gy, w_shape, strides, dilations, pads, bias:
+          plan.compiled_depthwise(x, len(strides), gy))
+def depthwise_filter_grad(x, gy, w_shape, strides, dilations, pads, bias: bool):
+    """The depthwise filter gradient and, when ``bias``, the bias gradient in one pass."""
+    return depthwise.filters(x, gy, w_shape, strides, dilations, pads, bias)

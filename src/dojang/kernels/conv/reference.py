@@ -33,15 +33,18 @@ are picked through ``kernels.registry``, whose NumPy references are here and in
 
 Ops: ``"conv.forward"``, ``"conv.backward_input"``, ``"conv.backward_filter"`` (what
 ``ops.conv`` calls); ``"conv.correlate"`` and ``"conv.filter_grad"`` (without kept
-columns; their compiled variants are the direct kernels); ``"conv.bias_relu"``,
-``"conv.relu_grad_bias"`` and ``"conv.bias_grad"``.
+columns; their compiled variants are the direct kernels); ``"conv.depthwise"``,
+``"conv.depthwise_input_grad"`` and ``"conv.depthwise_filter_grad"`` (compiled in
+``kernels.conv.depthwise``); ``"conv.bias_relu"``, ``"conv.relu_grad_bias"`` and
+``"conv.bias_grad"``.
 
 Memory. The ``cols`` buffer never exceeds ``config.get_im2col_budget()`` bytes, nor
 ``plan.CACHE_CHUNK_BYTES`` (so that each chunk is still in cache when its GEMM reads it):
 work is split into chunks of whole samples, and when one sample alone is over budget,
 into chunks of rows of the first output dimension (at least one row; ``plan.chunks``).
 Depthwise convolution (Cg == 1, G == C) skips im2col and multiply-accumulates one offset
-at a time.
+at a time. A 1x1 convolution with stride 1 and no padding (``plan.is_pointwise``) skips
+it too: its columns are the input, so each pass is one GEMM on the (M, C) view.
 """
 
 from __future__ import annotations
@@ -122,15 +125,17 @@ def _cols_view(buf, chunk, groups, kc, single: bool = False):
 
 @register("conv.forward")
 def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = None,
-                 training: bool = False):
-    """Cross-correlate ``x`` (N, *spatial, C) with ``w`` (*K, Cg, C_out).
+                 training: bool = False, bias=None, relu: bool = False):
+    """Cross-correlate ``x`` (N, *spatial, C) with ``w`` (*K, Cg, C_out), then add
+    ``bias`` (C_out,) (None: none) and, if ``relu``, take ``max(y, 0)``.
 
     ``pads`` are implicit zero paddings (default none: ``x`` is already padded).
     Returns ``(y, cols)``: ``y`` (N, *O, C_out) and, when ``training`` and the plan keeps
     them (``plan.keep_columns``), the (G, M, KK*Cg) columns for ``conv_backward_filter``
     (else None). Kept columns are still filled and multiplied chunk by chunk, each
-    chunk's rows of one array that outlives the call. Otherwise ``"conv.correlate"``
-    runs (the direct kernel where the plan takes it).
+    chunk's rows of one array that outlives the call. Otherwise ``"conv.depthwise"``
+    (bias and ReLU inside), one GEMM (``plan.is_pointwise``) or ``"conv.correlate"`` (the
+    direct kernel where the plan takes it) runs, then ``"conv.bias_relu"``.
     """
     xp = get_array_module(x, w)
     pads = pads or ((0, 0),) * (x.ndim - 2)
@@ -138,24 +143,30 @@ def conv_forward(x, w, strides, dilations, groups: int = 1, pads: Pads | None = 
     y = _new(x, (x.shape[0],) + out + (w.shape[-1],), x.dtype)
     if y.size == 0:  # an empty batch (or no output channels): nothing to lower
         return y, None
-    if not plan.keep_columns(x, w, strides, dilations, groups, pads, training):
-        dispatch("conv.correlate", x, w, y, strides, dilations, pads, groups)
+    kept = None
+    if plan.is_depthwise(x.shape[-1], groups):
+        dispatch("conv.depthwise", x, w, y, strides, dilations, pads, bias, relu)
         return y, None
-    m_total = x.shape[0] * math.prod(out)
-    kc = math.prod(w.shape[:-1])
-    kept = _full_cols(_take_kept(xp, groups * m_total * kc, x.dtype), groups, m_total, kc,
-                      x.shape[-1] == 1)
-    _im2col_gemm(x, w, y, strides, dilations, pads, groups, kept)
+    if plan.is_pointwise(w.shape, strides, pads, groups):
+        xp.matmul(x.reshape(-1, x.shape[-1]), w.reshape(w.shape[-2:]),
+                  out=y.reshape(-1, y.shape[-1]))
+    elif not plan.keep_columns(x, w, strides, dilations, groups, pads, training):
+        dispatch("conv.correlate", x, w, y, strides, dilations, pads, groups)
+    else:
+        m_total = x.shape[0] * math.prod(out)
+        kc = math.prod(w.shape[:-1])
+        kept = _full_cols(_take_kept(xp, groups * m_total * kc, x.dtype), groups, m_total, kc,
+                          x.shape[-1] == 1)
+        _im2col_gemm(x, w, y, strides, dilations, pads, groups, kept)
+    if bias is not None or relu:
+        dispatch("conv.bias_relu", y, bias, relu)
     return y, kept
 
 
 @register("conv.correlate")
 def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
-    """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` and ``w``: depthwise, or
-    im2col + GEMM chunk by chunk through one reused scratch buffer."""
-    if plan.is_depthwise(x.shape[-1], groups):
-        _depthwise_forward(x, w, y, strides, dilations, pads)
-        return
+    """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` and ``w``: im2col + GEMM
+    chunk by chunk through one reused scratch buffer."""
     _im2col_gemm(x, w, y, strides, dilations, pads, groups)
 
 
@@ -207,6 +218,15 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
     xp = get_array_module(gy, w)
     pads = pads or ((0, 0),) * (len(x_shape) - 2)
     path = plan.input_gradient(gy, w, x_shape, strides, dilations, groups, pads)
+    if path == "depthwise":
+        gx = _new(gy, x_shape, gy.dtype)
+        dispatch("conv.depthwise_input_grad", gy, w, gx, strides, dilations, pads)
+        return gx
+    if path == "gemm":
+        gx = _new(gy, x_shape, gy.dtype)
+        xp.matmul(gy.reshape(-1, gy.shape[-1]), w.reshape(w.shape[-2:]).T,
+                  out=gx.reshape(-1, gx.shape[-1]))
+        return gx
     if path == "correlation":
         return _full_correlation(gy, w, x_shape, dilations, groups, pads)
     # the outputs are gy's (a transposed conv's output padding makes x_shape larger than
@@ -215,9 +235,6 @@ def conv_backward_input(gy, w, x_shape, strides, dilations, groups: int = 1,
                                       gy.dtype.itemsize, out=gy.shape[1:-1])
     gx = _new(gy, x_shape, gy.dtype, zero=True)
     if gy.size == 0:
-        return gx
-    if path == "depthwise":
-        _depthwise_backward_input(gy, w, gx, strides, dilations, pads)
         return gx
     wg = _split_w(w, groups)
     kc = wg.shape[1]
@@ -258,30 +275,40 @@ def _full_correlation(gy, w, x_shape, dilations, groups, pads):
 
 @register("conv.backward_filter")
 def conv_backward_filter(x, gy, w_shape, strides, dilations, groups: int = 1,
-                         pads: Pads | None = None, cols=None):
-    """Gradient of ``conv_forward`` w.r.t. the filters, of shape ``w_shape``.
+                         pads: Pads | None = None, cols=None, bias: bool = False):
+    """Gradients of ``conv_forward`` w.r.t. the filters (``w_shape``) and, when ``bias``,
+    the bias (C_out,): ``(dw, db)``, ``db`` None without ``bias``.
 
-    ``cols`` may be the columns ``conv_forward`` kept (one GEMM); otherwise
-    ``"conv.filter_grad"`` runs (the direct kernel where the plan takes it). Only the
+    ``cols`` may be the columns ``conv_forward`` kept (one GEMM). Otherwise the
+    depthwise kernel (``"conv.depthwise_filter_grad"``, which sums the bias gradient in
+    the same pass), one GEMM (``plan.is_pointwise``, unless the direct kernel takes it)
+    or ``"conv.filter_grad"`` (the direct kernel where the plan takes it) runs. Only the
     outputs that ``gy`` covers take part (a transposed conv with ``output_padding >= S``
     has an ``x`` larger than the tight size).
     """
     xp = get_array_module(x, gy)
     pads = pads or ((0, 0),) * (x.ndim - 2)
     if gy.size == 0:  # an empty batch contributes nothing
-        return xp.zeros(w_shape, dtype=gy.dtype)
-    if cols is None:
-        return dispatch("conv.filter_grad", x, gy, w_shape, strides, dilations, pads, groups)
-    whole = [(slice(0, x.shape[0]), tuple((0, o) for o in gy.shape[1:-1]))]
-    return _filter_gemm(x, gy, w_shape, strides, dilations, pads, groups, whole, cols)
+        return (xp.zeros(w_shape, dtype=gy.dtype),
+                xp.zeros(w_shape[-1], dtype=gy.dtype) if bias else None)
+    if plan.is_depthwise(x.shape[-1], groups):
+        return dispatch("conv.depthwise_filter_grad", x, gy, w_shape, strides, dilations, pads,
+                        bias)
+    if cols is not None:
+        whole = [(slice(0, x.shape[0]), tuple((0, o) for o in gy.shape[1:-1]))]
+        dw = _filter_gemm(x, gy, w_shape, strides, dilations, pads, groups, whole, cols)
+    elif (plan.is_pointwise(w_shape, strides, pads, groups) and gy.shape[1:-1] == x.shape[1:-1]
+          and not plan.direct_filters(x, gy, w_shape, groups)):
+        dw = (x.reshape(-1, x.shape[-1]).T @ gy.reshape(-1, gy.shape[-1])).reshape(w_shape)
+    else:
+        dw = dispatch("conv.filter_grad", x, gy, w_shape, strides, dilations, pads, groups)
+    return dw, dispatch("conv.bias_grad", gy) if bias else None
 
 
 @register("conv.filter_grad")
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
-    """The filter gradient from ``x`` and ``gy``: depthwise, or columns rebuilt chunk by
-    chunk and one GEMM per chunk."""
-    if plan.is_depthwise(x.shape[-1], groups):
-        return _depthwise_backward_filter(x, gy, w_shape, strides, dilations, pads)
+    """The filter gradient from ``x`` and ``gy``: columns rebuilt chunk by chunk and one
+    GEMM per chunk."""
     _, _, chunks = plan.lowering(x.shape, w_shape, strides, dilations, pads, x.dtype.itemsize,
                                  out=gy.shape[1:-1])
     return _filter_gemm(x, gy, w_shape, strides, dilations, pads, groups, chunks)
@@ -322,23 +349,34 @@ def _depthwise_taps(x_shape, w_shape, strides, dilations, pads):
         yield k, (slice(None),) + dst, (slice(None),) + src
 
 
-def _depthwise_forward(x, w, y, strides, dilations, pads) -> None:
-    """``y[..., c, m] = sum_k x[tap k, c] * w[k, 0, c*mult + m]`` (multiplier ``mult``)."""
+@register("conv.depthwise")
+def depthwise(x, w, y, strides, dilations, pads, b, relu: bool) -> None:
+    """Fill ``y`` (N, *O, C*M) with the depthwise correlation of ``x`` (N, *S, C) and
+    ``w`` (*K, 1, C*M), plus ``b`` (None: no bias), then ReLU if ``relu``:
+    ``y[..., c*M + m] = sum_k x[tap k, c] * w[k, 0, c*M + m]``, one offset at a time."""
     c = x.shape[-1]
     yv = y.reshape(y.shape[:-1] + (c, y.shape[-1] // c))
     yv[...] = 0
     for k, dst, src in _depthwise_taps(x.shape, w.shape, strides, dilations, pads):
         yv[dst] += x[src][..., None] * w[k].reshape(c, -1)
+    if b is not None or relu:  # another backend's compiled pass where it has one
+        dispatch("conv.bias_relu", y, b, relu)
 
 
-def _depthwise_backward_input(gy, w, gx, strides, dilations, pads) -> None:
+@register("conv.depthwise_input_grad")
+def depthwise_input_grad(gy, w, gx, strides, dilations, pads) -> None:
+    """Fill ``gx`` (N, *S, C) with the gradient of ``depthwise`` w.r.t. its input."""
     c = gx.shape[-1]
     gv = gy.reshape(gy.shape[:-1] + (c, gy.shape[-1] // c))
+    gx[...] = 0
     for k, dst, src in _depthwise_taps(gx.shape, w.shape, strides, dilations, pads):
         gx[src] += (gv[dst] * w[k].reshape(c, -1)).sum(axis=-1)
 
 
-def _depthwise_backward_filter(x, gy, w_shape, strides, dilations, pads):
+@register("conv.depthwise_filter_grad")
+def depthwise_filter_grad(x, gy, w_shape, strides, dilations, pads, bias: bool):
+    """``(dw, db)``: the gradients of ``depthwise`` w.r.t. its filters (``w_shape``) and,
+    when ``bias``, its bias (else None)."""
     xp = get_array_module(x, gy)
     c = x.shape[-1]
     gv = gy.reshape(gy.shape[:-1] + (c, gy.shape[-1] // c))
@@ -346,7 +384,7 @@ def _depthwise_backward_filter(x, gy, w_shape, strides, dilations, pads):
     for k, dst, src in _depthwise_taps(x.shape, w_shape, strides, dilations, pads):
         prod = x[src][..., None] * gv[dst]
         dw[k] += prod.sum(axis=tuple(range(prod.ndim - 2))).reshape(1, -1)
-    return dw
+    return dw, dispatch("conv.bias_grad", gy) if bias else None
 
 
 # ------------------------------------------------------------ bias + ReLU after the GEMM

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dojang.kernels import compile
-from dojang.kernels.compile import _BLOCK, MIN_ELEMENTWISE, kernel, prange
+from dojang.kernels.compile import _BLOCK, kernel, prange
 from dojang.kernels.registry import register
 
 
@@ -42,6 +42,6 @@ def adam_update(param, grad, m, v, one_minus_beta_1, one_minus_beta_2, alpha, ep
                 v_hat=None, scratch=None):
     """Adam's moment and parameter update in place, one pass over the arrays."""
     t = param.dtype.type
-    run = _adam if param.size >= MIN_ELEMENTWISE else _adam.serial
+    run = _adam.sized(-(-param.size // _BLOCK), param.size)
     run(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-          t(one_minus_beta_1), t(one_minus_beta_2), t(alpha), t(epsilon))
+        t(one_minus_beta_1), t(one_minus_beta_2), t(alpha), t(epsilon))

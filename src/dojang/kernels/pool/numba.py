@@ -139,9 +139,10 @@ def max_pool(x, ksize, strides, pads, out):
     y2 = y.reshape((x.shape[0], r[0][1], r[1][1], x.shape[-1]))
     pick = alloc.empty(y2.shape, np.int16)
     if _is_2x2(k, s, p):
-        _max_pool2x2(x.reshape(shape), y2, pick)
+        _max_pool2x2.sized(x.shape[0], x.size)(x.reshape(shape), y2, pick)
     else:
-        _max_pool2d(x.reshape(shape), y2, pick, k[0], k[1], s[0], s[1], p[0][0], p[1][0])
+        _max_pool2d.sized(x.shape[0], x.size)(x.reshape(shape), y2, pick, k[0], k[1], s[0],
+                                              s[1], p[0][0], p[1][0])
     return y, pick
 
 
@@ -152,10 +153,10 @@ def max_pool_backward(gy, pick, x_shape, ksize, strides, pads):
                                 ((0, 1),) * len(ksize))
     gx = alloc.empty(x_shape, gy.dtype)
     if _is_2x2(k, s, p):
-        _max_pool2x2_backward(gy, pick, gx.reshape(shape))
+        _max_pool2x2_backward.sized(gx.shape[0], gx.size)(gy, pick, gx.reshape(shape))
     else:
-        _max_pool2d_backward(gy, pick, gx.reshape(shape), k[0], k[1], s[0], s[1], p[0][0],
-                             p[1][0])
+        run = _max_pool2d_backward.sized(gx.shape[0], gx.size)
+        run(gy, pick, gx.reshape(shape), k[0], k[1], s[0], s[1], p[0][0], p[1][0])
     return gx
 
 
