@@ -23,6 +23,7 @@ from dojang import functional as fn
 from dojang import shapes
 from dojang.kernels import compile, isa, plan
 from dojang.kernels.conv import direct
+from dojang.kernels.conv import numba as jconv
 from dojang.kernels.conv import reference as kc
 
 
@@ -81,7 +82,7 @@ def test_direct_kernels_equal_im2col(case, seed):
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * np.sqrt(w[..., 0].size))
 
     if plan.direct_filters(x, gy, w.shape, 1):
-        dw = direct.filters(x, gy, w.shape, strides, dilations, pads)
+        dw = jconv.filter_grad(x, gy, w.shape, strides, dilations, pads, 1)  # pads C_in
         assert dw.dtype == dtype
         np.testing.assert_allclose(dw, dw_ref, rtol=tol, atol=tol * np.sqrt(gy[..., 0].size))
 
@@ -107,8 +108,12 @@ def test_conv_takes_the_direct_path_only_where_it_is_faster():
         assert not plan.direct_forward(x3d, (1, 1, 1, 16, 16), 1)
         assert plan.direct_filters(f32, f32, (3, 3, 32, 32), 1)
         assert not plan.direct_filters(f32, f32, (3, 3, 32, 64), 1)  # 32 * 64 > 1024
-        assert not plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32,
-                                       (3, 3, 6, 16), 1)  # C_in not a multiple of 4
+        # C_in not a multiple of 4: padded to 8 (LeNet-5's 6 -> 16), but not from 1
+        assert plan.direct_filters(np.zeros((2, 8, 8, 6), np.float32), f32, (3, 3, 6, 16), 1)
+        assert not plan.direct_filters(np.zeros((2, 8, 8, 1), np.float32), f32,
+                                       (3, 3, 1, 32), 1)
+        assert not plan.direct_filters(np.zeros((2, 8, 8, 21), np.float32), f32,
+                                       (3, 3, 21, 48), 1)  # 21 * 48 <= 1024 < 24 * 48
         with dj.config.jit(False):
             assert not plan.direct_forward(f32, (3, 3, 16, 16), 1)
 
@@ -289,7 +294,9 @@ def test_the_planner_picks_tiles_from_the_isa_table():
         assert plan.forward_tile((3, 3, 16, 64), 32) == (3, 32)  # 1.09 the speed, 33 columns
         assert plan.forward_tile((3, 3, 16, 64), 32, 8) == (4, 16)  # float64: padding decides
         assert plan.filters_tile((3, 3, 8, 64)) == (4, 16)
-        assert plan.filters_tile((3, 3, 6, 64)) is None
+        assert plan.filters_tile((3, 3, 6, 64)) == (4, 16)
+        assert plan.filter_channels((3, 3, 6, 64)) == 8
+        assert plan.filters_tile((3, 3, 8, 24)) is None
         text = str(dj.kernels.plan(dj.layers.Conv2D(64, 3, padding="same"), (8, 14, 14, 32),
                                    training=False))
         assert "ISA: avx2" in text and "avx2 (forced)" in text and "tile r3b32" in text
@@ -298,7 +305,9 @@ def test_the_planner_picks_tiles_from_the_isa_table():
         assert plan.forward_tile((3, 3, 16, 64), 14) == (8, 32)
         assert plan.forward_tile((3, 3, 16, 48), 14) == (8, 16)
         assert plan.filters_tile((3, 3, 8, 64)) == (8, 32)
-        assert plan.filters_tile((3, 3, 4, 16)) == (4, 16)
+        assert plan.filters_tile((3, 3, 4, 32)) == (4, 16)  # no padding when a tile fits
+        assert plan.filters_tile((3, 3, 6, 32)) == (8, 32)  # else the first, padded
+        assert plan.filter_channels((3, 3, 6, 32)) == 8
         assert plan.conv_plan(np.zeros((2, 8, 8, 16), np.float32), np.zeros(
             (3, 3, 16, 32), np.float32), (1, 1), (1, 1), 1, ((1, 1),) * 2).isa == "avx512"
     with pytest.raises(ValueError, match=r"Expected family to be one of \('avx2', 'avx512'\)"

@@ -240,6 +240,8 @@ def threaded(tasks: int, work: int) -> bool:
     launch in the seed CNN's forward ran on one thread anyway.
     """
     return tasks > 1 and work >= MIN_ELEMENTWISE
+
+
 # The flat kernels slice each block and index the slice from 0: with computed bounds
 # (``range(lo, hi)``) numba cannot prove the index non-negative, keeps its negative-index
 # wraparound check, and LLVM does not vectorise the loop (measured 7x slower).

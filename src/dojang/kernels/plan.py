@@ -136,10 +136,19 @@ def forward_tile(w_shape, out_width: int, itemsize: int = 4) -> tuple[int, int] 
 
 
 def filters_tile(w_shape) -> tuple[int, int] | None:
-    """(RC, B) of the filter-gradient tile for filters of ``w_shape``, or None."""
+    """(RC, B) of the filter-gradient tile for filters of ``w_shape``: the first of the
+    ISA's whose B divides C_out and RC divides C_in, else the first whose B divides C_out
+    (C_in then padded, ``filter_channels``), or None."""
     c_in, c_out = w_shape[-2], w_shape[-1]
-    return next(((rc, b) for rc, b in table().filters if c_in % rc == 0 and c_out % b == 0),
-                None)
+    fits = [(rc, b) for rc, b in table().filters if c_out % b == 0]
+    return next((t for t in fits if c_in % t[0] == 0), fits[0] if fits else None)
+
+
+def filter_channels(w_shape) -> int:
+    """C_in rounded up to whole tiles of the filter tile's RC: the direct filter gradient
+    pads the input's channels with zeros to that many (their gradient is dropped)."""
+    rc = filters_tile(w_shape)[0]
+    return -(-w_shape[-2] // rc) * rc
 
 
 Pads = Sequence[tuple[int, int]]
@@ -195,18 +204,22 @@ def direct_forward(x, w_shape, groups: int, w=None) -> bool:
 
 
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
-    """True when the direct kernel takes this filter gradient: a filter tile that takes
-    C_in and C_out (``filters_tile``), and C_in * C_out <= the ISA's ``max_filter_cc`` or
-    a 1x1 kernel.
+    """True when the direct kernel takes this filter gradient: C_in >= 2, a filter tile
+    whose B divides C_out (``filters_tile``), and either C_in (padded to whole tiles,
+    ``filter_channels``) * C_out <= the ISA's ``max_filter_cc`` or a 1x1 kernel.
 
     A 1x1 filter gradient takes the direct kernel at any C_in * C_out: its GEMM
     (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W, over which OpenBLAS's
     threads meet once per block of M; on a loaded machine (load 7 on 2 cores) that GEMM
     measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32, 64 -> 64
-    channels; alone on one thread: 8.6 against 9.8 ms)."""
-    return ((w_shape[-2] * w_shape[-1] <= table().max_filter_cc
-             or all(k == 1 for k in w_shape[:-2]))
-            and filters_tile(w_shape) is not None and _direct_fits(w_shape, groups, x, gy))
+    channels; alone on one thread: 8.6 against 9.8 ms). With C_in not a multiple of the
+    tile's RC, its channels padded with zeros, the direct kernel still wins from C_in = 2
+    (AVX2: LeNet-5's 6 -> 16 at batch 64: 1.8x a column rebuild + GEMM; ResNet-20's
+    3 -> 16: 2.1x; C_in = 1 -> 32: 0.7x, not taken)."""
+    return (w_shape[-2] >= 2 and filters_tile(w_shape) is not None
+            and (filter_channels(w_shape) * w_shape[-1] <= table().max_filter_cc
+                 or all(k == 1 for k in w_shape[:-2]))
+            and _direct_fits(w_shape, groups, x, gy))
 
 
 def fused_bias_relu(y) -> bool:
@@ -405,11 +418,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
-        reasons.append("filter gradient direct: " + (
+        tile = filters_tile(w.shape)
+        reasons.append("filter gradient direct: C_in >= 2 and " + (
             "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
             "under load)" if math.prod(w.shape[:-2]) == 1 else
-            f"C_in * C_out = {c_in * c_out} <= {t.max_filter_cc}")
-            + f"; {_tile_name(filters_tile(w.shape), 'input channels')}")
+            f"C_in (padded to a multiple of {tile[0]}) * C_out = "
+            f"{filter_channels(w.shape) * c_out} <= {t.max_filter_cc}")
+            + f"; {_tile_name(tile, 'input channels')}")
     elif pointwise:
         filters = "gemm"
     else:
