@@ -326,11 +326,12 @@ def test_without_numba_a_warning_and_the_reference(monkeypatch):
 
 def test_import_loads_no_numba_and_the_environment_sets_the_defaults():
     code = ("import sys, dojang; from dojang import settings as s; "
-            "print('numba' in sys.modules, s.get_num_threads(), s.get_recycling(), "
-            "s.JIT_DEFAULT)")
-    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0")
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, s.get_num_threads(), "
+            "s.get_recycling(), s.JIT_DEFAULT, s.get_isa())")
+    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0",
+               DOJANG_ISA="avx512")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["False", "3", "False", "False"], out.stderr
+    assert out.stdout.split() == ["False", "False", "3", "False", "False", "avx512"], out.stderr
 
 
 def test_settings_scopes():
