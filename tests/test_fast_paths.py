@@ -1,5 +1,5 @@
-"""The performance paths: fused conv+relu, single-channel im2col, tiled max-pool picks,
-and the batch split over threads, each against the plain path or PyTorch."""
+"""The performance paths: fused conv+relu and conv+tanh, single-channel im2col, tiled
+max-pool picks, and the batch split over threads, each against the plain path or PyTorch."""
 
 from __future__ import annotations
 
@@ -28,20 +28,24 @@ def split(request, monkeypatch):
     return request.param
 
 
-def _torch_conv_relu(x, w, b):
-    y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, padding=1)
-    return F.relu(y).permute(0, 2, 3, 1)
+def _torch_conv(activation):
+    def conv(x, w, b):
+        y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, padding=1)
+        return getattr(torch, activation)(y).permute(0, 2, 3, 1)
+    return conv
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("cin", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_fused_conv_relu_matches_torch(cin, dtype, split, device, kernels):
+def test_fused_conv_activation_matches_torch(cin, dtype, activation, split, device, kernels):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 6, 7, cin))
     w = rng.standard_normal((3, 3, cin, 4))
     b = rng.standard_normal(4)
-    torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation="relu"),
-                 _torch_conv_relu, x, w, b, dtype=dtype, device=device)
+    torch_oracle(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b,
+                                           activation=activation),
+                 _torch_conv(activation), x, w, b, dtype=dtype, device=device)
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
@@ -64,18 +68,20 @@ def test_fused_conv_relu_equals_conv_then_relu(data_format, split, kernels):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
-def test_fused_conv_relu_gradcheck(kernels):
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_fused_conv_activation_gradcheck(activation, kernels):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 5, 1))
     w = rng.standard_normal((3, 3, 1, 3))
     b = rng.standard_normal(3)
-    gradcheck(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation="relu"),
+    gradcheck(lambda x, w, b: fn.conv2d(x, w, padding="SAME", bias=b, activation=activation),
               x, w, b)
 
 
 def test_conv_activation_is_checked():
-    with pytest.raises(ValueError, match=r"conv2d: Expected activation .*activation='tanh'"):
-        fn.conv2d(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1)), activation="tanh")
+    with pytest.raises(ValueError, match=r"conv2d: Expected activation to be None, 'relu' or "
+                                         r"'tanh' .*activation='sigmoid'"):
+        fn.conv2d(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1)), activation="sigmoid")
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -1,8 +1,10 @@
-"""Every layer that takes ``activation=``: with 'relu' it equals the unfused computation.
+"""Every layer that takes ``activation=``: with 'relu' or 'tanh' it equals the unfused
+computation.
 
 The reference is the same layer with ``activation=None`` and the same weights, followed by
-ReLU written in NumPy: ``y = max(z, 0)`` forward, the upstream gradient masked by ``z > 0``
-backward. Fused or not is the layer's business; the numbers must not change.
+the activation written in NumPy: ``y = max(z, 0)`` forward and the upstream gradient masked
+by ``z > 0`` backward; ``y = tanh(z)`` and the gradient times ``1 - tanh(z)**2``. Fused or
+not is the layer's business; the numbers must not change.
 """
 
 from __future__ import annotations
@@ -47,17 +49,24 @@ def test_every_layer_with_an_activation_argument_is_covered():
     assert names == sorted(CASES)
 
 
+# name -> (forward of the pre-activation z, d activation / dz at z)
+ACTIVATIONS = {"relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0).astype(z.dtype)),
+               "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2)}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_relu_equals_the_unfused_computation(name):
+def test_activation_equals_the_unfused_computation(name, activation):
     cls = REGISTRY[name]
     kwargs, shape = CASES[name]
+    forward, slope = ACTIVATIONS[activation]
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
-    fused = cls(**kwargs, activation="relu")
+    fused = cls(**kwargs, activation=activation)
     plain = cls(**kwargs, activation=None)
     plain(x)
     fused(x)
-    # nonzero biases so the bias is inside the ReLU as well
+    # nonzero biases so the bias is inside the activation as well
     fused.set_weights([rng.standard_normal(w.shape) for w in plain.weights])
     plain.set_weights(fused.get_weights())
 
@@ -66,11 +75,11 @@ def test_relu_equals_the_unfused_computation(name):
     xr = dj.Tensor(x, requires_grad=True)
     z = plain(xr)
     assert y.shape == z.shape
-    np.testing.assert_allclose(y.numpy(), np.maximum(z.numpy(), 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), forward(z.numpy()), rtol=1e-5, atol=1e-6)
 
     g = rng.standard_normal(y.shape).astype(np.float32)
     (y * dj.Tensor(g)).sum().backward()
-    (z * dj.Tensor(g * (z.numpy() > 0))).sum().backward()
+    (z * dj.Tensor(g * slope(z.numpy()))).sum().backward()
     np.testing.assert_allclose(xt.grad.numpy(), xr.grad.numpy(), rtol=1e-4, atol=1e-5)
     for wf, wp in zip(fused.weights, plain.weights):
         np.testing.assert_allclose(wf.grad.numpy(), wp.grad.numpy(), rtol=1e-4, atol=1e-5,
@@ -88,6 +97,7 @@ def test_transposed_conv_with_relu_has_the_transposed_shape():
 def test_fusion_is_decided_from_the_layer_metadata():
     assert fused_activation(L.Conv2D(2, 3, activation="relu")) == "relu"
     assert fused_activation(L.SeparableConv2D(2, 3, activation="relu")) == "relu"
-    assert fused_activation(L.Conv2D(2, 3, activation="tanh")) is None
+    assert fused_activation(L.Conv2D(2, 3, activation="tanh")) == "tanh"
+    assert fused_activation(L.Conv2D(2, 3, activation="sigmoid")) is None
     assert fused_activation(L.Conv2DTranspose(2, 3, activation="relu")) is None
     assert fused_activation(L.Dense(2, activation="relu")) is None

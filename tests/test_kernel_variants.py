@@ -49,9 +49,10 @@ def _im2col_case(dtype, rank, backward=False):
     return (x, np.zeros((1, m, kc), dtype), kernel, strides, dilations, pads, ranges, 1), {}
 
 
-def _direct_case(dtype, rank, filters=False):
+def _direct_case(dtype, rank, filters=False, c_in=4):
+    """``c_in`` = 6: the filter gradient pads the channels to whole tiles of 4."""
     spatial, kernel, strides, dilations, pads = _conv_geometry(rank)
-    n, c_in, c_out = 2, 4, 16
+    n, c_out = 2, 16
     out = shapes.window_output_shape(spatial, kernel, strides, dilations, pads)
     rng = _rng(10 + rank)
     x = rng.standard_normal((n,) + spatial + (c_in,)).astype(dtype)
@@ -118,14 +119,25 @@ def _adam_case(dtype, size):
     return (p, g, m, v, 0.1, 0.001, 0.01, 1e-7), {}
 
 
-def _avg_case(dtype, include_pad, backward=False):
-    ksize, strides, pads = (3, 2), (2, 1), ((1, 1), (0, 1))
-    x = _rng(21).standard_normal((2, 7, 6, 3)).astype(dtype)
+def _avg_case(dtype, include_pad, backward=False, rank=2):
+    """Tiling windows (the compiled variant's case), with a row no window reaches."""
+    ksize = (2, 3)[-rank:]
+    strides, pads = ksize, ((0, 0),) * rank
+    x = _rng(21).standard_normal((2, 7, 6, 3)[:rank + 1] + (3,)).astype(dtype)
     if backward:
         out = shapes.pool_output_shape(x.shape[1:-1], ksize, strides, pads)
         gy = _rng(22).standard_normal((2, *out, 3)).astype(dtype)
         return (gy, x.shape, ksize, strides, pads, include_pad), {}
     return (x, ksize, strides, pads, include_pad), {}
+
+
+def _tanh_case(dtype, shape, bias, out):
+    """``x`` spanning the clamp at +-9 with NaN and infinities; a bias on the last axis;
+    a separate output array."""
+    x = (_rng(7).standard_normal(shape) * 6).astype(dtype)
+    x.reshape(-1)[:3] = np.nan, np.inf, -np.inf
+    b = _rng(8).standard_normal(shape[-1]).astype(dtype) if bias else None
+    return (x, b, np.empty(shape, dtype) if out else None), {}
 
 
 def _sgd_case(dtype, momentum, nesterov):
@@ -152,7 +164,8 @@ CASES = {
     "conv.im2col": lambda dt: [_im2col_case(dt, 1), _im2col_case(dt, 2)],
     "conv.col2im": lambda dt: [_im2col_case(dt, 1, True), _im2col_case(dt, 2, True)],
     "conv.correlate": lambda dt: [_direct_case(dt, 1), _direct_case(dt, 2)],
-    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True)],
+    "conv.filter_grad": lambda dt: [_direct_case(dt, 1, True), _direct_case(dt, 2, True),
+                                    _direct_case(dt, 2, True, c_in=6)],
     "conv.depthwise": lambda dt: [
         _depthwise_case(dt, g, "forward", bias, relu) for g in _DEPTHWISE
         for bias, relu in ((True, False), (False, True))],
@@ -175,8 +188,15 @@ CASES = {
     "optim.adam": lambda dt: [_adam_case(dt, 77), _adam_case(dt, _BIG)],
     "optim.sgd": lambda dt: [_sgd_case(dt, mu, nes) for mu, nes in
                              ((0.0, False), (0.9, False), (0.9, True))],
-    "pool.avg": lambda dt: [_avg_case(dt, inc) for inc in (False, True)],
-    "pool.avg_backward": lambda dt: [_avg_case(dt, inc, True) for inc in (False, True)],
+    "pool.avg": lambda dt: [_avg_case(dt, inc, rank=r) for inc in (False, True) for r in (1, 2)],
+    "pool.avg_backward": lambda dt: [_avg_case(dt, inc, True, r) for inc in (False, True)
+                                     for r in (1, 2)],
+    "tanh": lambda dt: [_tanh_case(dt, shape, bias, out) for shape in ((3, 5, 4), (7,))
+                        for bias in (False, True) for out in (False, True)]
+    + [_tanh_case(dt, (2, _BIG // 2, 3), True, False)],
+    "tanh_grad": lambda dt: [((_rng(8).standard_normal(shape).astype(dt),
+                               np.tanh(_rng(9).standard_normal(shape)).astype(dt)), {})
+                             for shape in ((3, 5, 4), (2, _BIG // 2))],
     "loss.sparse_softmax_xent": lambda dt: [_xent_case(dt, False)],
     "loss.sparse_softmax_xent_grad": lambda dt: [_xent_case(dt, True)],
 }
@@ -314,11 +334,12 @@ def test_without_numba_a_warning_and_the_reference(monkeypatch):
 
 def test_import_loads_no_numba_and_the_environment_sets_the_defaults():
     code = ("import sys, dojang; from dojang import settings as s; "
-            "print('numba' in sys.modules, s.get_num_threads(), s.get_recycling(), "
-            "s.JIT_DEFAULT)")
-    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0")
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, s.get_num_threads(), "
+            "s.get_recycling(), s.JIT_DEFAULT, s.get_isa())")
+    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0",
+               DOJANG_ISA="avx512")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["False", "3", "False", "False"], out.stderr
+    assert out.stdout.split() == ["False", "False", "3", "False", "False", "avx512"], out.stderr
 
 
 def test_settings_scopes():

@@ -27,6 +27,7 @@ from dojang.functional._args import (
     spatial_arg,
     split_axes,
 )
+from dojang.ops.conv import FUSED_ACTIVATIONS
 from dojang.shapes import (
     PADDING_MODES,
     conv_output_length,
@@ -113,8 +114,8 @@ def _conv_arguments(rank, owner, input, filters, strides, padding, data_format, 
     x, w, last, strides, dilations, spatial, channels = _common(
         input, filters, rank, data_format, strides, dilations, owner)
     groups = check_int(groups, "groups", owner, min_value=1)
-    if activation is not None and activation != "relu":
-        fail(owner, "activation", "to be None or 'relu' (the fused activation)",
+    if activation not in FUSED_ACTIVATIONS:
+        fail(owner, "activation", "to be None, 'relu' or 'tanh' (the fused activation)",
              f"activation={activation!r}")
     kernel, cg, cout = w.shape[:rank], w.shape[-2], w.shape[-1]
     if channels != cg * groups:
@@ -248,8 +249,9 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
             depthwise).
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         bias: optional (C_out,) added to every output pixel.
-        activation: None or ``"relu"``: ``relu`` fused into the op (applied in place on
-            the output, the same result as ``relu(conv(...))``, faster).
+        activation: None, ``"relu"`` or ``"tanh"``: the activation fused into the op
+            (applied in place on the output, the same result as ``relu(conv(...))`` or
+            ``tanh(conv(...))``, faster).
         name: accepted for TensorFlow compatibility (None or a string); not used.
 
     Input shape: (N, *L, C). Output shape: (N, *O, C_out),
@@ -259,7 +261,7 @@ def conv(input, filters, strides=1, padding="VALID", data_format: str | None = N
         TypeError: non-numeric input or filters.
         ValueError: wrong ranks, channel mismatch, bad strides/dilations/groups/padding,
             unknown padding mode, reflect padding not smaller than the input, a kernel
-            larger than the padded input, or an activation other than None/'relu'.
+            larger than the padded input, or an activation other than None/'relu'/'tanh'.
 
     Example:
         >>> import numpy as np

@@ -63,7 +63,7 @@ class BaseConv(SlidingWindow, Layer):
     """
 
     rank = 2
-    fusable_activations: tuple[str, ...] = ("relu",)
+    fusable_activations: tuple[str, ...] = ("relu", "tanh")
 
     def __init__(self, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias: bool = True,

