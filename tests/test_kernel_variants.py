@@ -106,6 +106,12 @@ def _bn_case(dtype, inference):
     return (x, gamma, beta, 3, 1e-3), {}
 
 
+def _bn_act_case(dtype, residual, relu):
+    (x, gamma, beta, axis, eps), _ = _bn_case(dtype, False)
+    r = _rng(31).standard_normal(x.shape).astype(dtype) if residual else None
+    return (x, gamma, beta, axis, eps, r, relu), {}
+
+
 def _adam_case(dtype, size):
     rng = _rng(40)
     p, g, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
@@ -177,6 +183,8 @@ CASES = {
         ((3,), (2,), ((1, 1),)))],
     "batch_norm.train": lambda dt: [_bn_case(dt, False)],
     "batch_norm.inference": lambda dt: [_bn_case(dt, True)],
+    "batch_norm.train_act": lambda dt: [_bn_act_case(dt, r, relu) for r in (False, True)
+                                        for relu in (False, True)],
     "optim.adam": lambda dt: [_adam_case(dt, 77), _adam_case(dt, _BIG)],
     "optim.sgd": lambda dt: [_sgd_case(dt, mu, nes) for mu, nes in
                              ((0.0, False), (0.9, False), (0.9, True))],
@@ -212,7 +220,7 @@ def _outputs(result):
 
 # the arguments after gy of the backward an op returns (which gradients are wanted)
 BACKWARD_FLAGS = {"pool.max": (), "batch_norm.train": (True,),
-                  "batch_norm.inference": (True, True)}
+                  "batch_norm.inference": (True, True), "batch_norm.train_act": (True, True)}
 
 
 def _grad(op, backward, like):
