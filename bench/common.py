@@ -245,34 +245,35 @@ def alternate(window_fns: dict, windows: int, exclude_pids=(),
     return Timing({n: stat(v) for n, v in samples.items()}, len(idle), idle)
 
 
-def local_window(fn, steps: int, sync=None):
+def local_window(fn, steps: int, sync=None, clock=time.perf_counter):
     """A window callable for ``alternate``: ``steps`` calls of ``fn`` in this process, ended
-    by ``sync()``; returns seconds per step."""
+    by ``sync()``; returns seconds per step (of ``clock``)."""
     def window():
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(steps):
             fn()
         if sync is not None:
             sync()
-        return (time.perf_counter() - t0) / steps
+        return (clock() - t0) / steps
     return window
 
 
 def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
-                     sync=None, stat=statistics.median) -> Timing:
+                     sync=None, clock=time.perf_counter, stat=statistics.median) -> Timing:
     """Time each step callable ``steps`` times per window, alternating; median seconds/step.
 
     ``sync``: called after the warm-up and to end each window (a GPU's device
     synchronisation, so that queued work is inside the window that launched it).
-    ``stat``: what summarises a callable's windows (``min``: the least disturbed one,
-    for a busy machine).
+    ``clock``: ``time.process_time`` counts this process's CPU seconds instead of wall
+    seconds (on one thread, what other processes' load changes least). ``stat``: what
+    summarises a callable's windows (``min``: the least disturbed one, for a busy machine).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     if sync is not None:
         sync()
-    return alternate({name: local_window(fn, steps, sync) for name, fn in fns.items()},
+    return alternate({name: local_window(fn, steps, sync, clock) for name, fn in fns.items()},
                      windows, stat=stat)
 
 

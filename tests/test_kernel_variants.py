@@ -117,6 +117,12 @@ def _bn_case(dtype, inference):
     return (x, gamma, beta, 3, 1e-3), {}
 
 
+def _bn_act_case(dtype, residual, relu):
+    (x, gamma, beta, axis, eps), _ = _bn_case(dtype, False)
+    r = _rng(31).standard_normal(x.shape).astype(dtype) if residual else None
+    return (x, gamma, beta, axis, eps, r, relu), {}
+
+
 def _adam_case(dtype, size):
     rng = _rng(40)
     p, g, m = (rng.standard_normal(size).astype(dtype) for _ in range(3))
@@ -188,6 +194,8 @@ CASES = {
         ((3,), (2,), ((1, 1),)))],
     "batch_norm.train": lambda dt: [_bn_case(dt, False)],
     "batch_norm.inference": lambda dt: [_bn_case(dt, True)],
+    "batch_norm.train_act": lambda dt: [_bn_act_case(dt, r, relu) for r in (False, True)
+                                        for relu in (False, True)],
     "optim.adam": lambda dt: [_adam_case(dt, 77), _adam_case(dt, _BIG)],
     "optim.sgd": lambda dt: [_sgd_case(dt, mu, nes) for mu, nes in
                              ((0.0, False), (0.9, False), (0.9, True))],
@@ -235,7 +243,7 @@ def _outputs(result):
 
 # the arguments after gy of the backward an op returns (which gradients are wanted)
 BACKWARD_FLAGS = {"pool.max": (), "batch_norm.train": (True,),
-                  "batch_norm.inference": (True, True)}
+                  "batch_norm.inference": (True, True), "batch_norm.train_act": (True, True)}
 
 
 def _grad(op, backward, like):
@@ -350,11 +358,12 @@ def test_without_numba_a_warning_and_the_reference(monkeypatch):
 
 def test_import_loads_no_numba_and_the_environment_sets_the_defaults():
     code = ("import sys, dojang; from dojang import settings as s; "
-            "print('numba' in sys.modules, s.get_num_threads(), s.get_recycling(), "
-            "s.JIT_DEFAULT)")
-    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0")
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, s.get_num_threads(), "
+            "s.get_recycling(), s.JIT_DEFAULT, s.get_isa())")
+    env = dict(os.environ, DOJANG_NUM_THREADS="3", DOJANG_RECYCLE="0", DOJANG_JIT="0",
+               DOJANG_ISA="avx512")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["False", "3", "False", "False"], out.stderr
+    assert out.stdout.split() == ["False", "False", "3", "False", "False", "avx512"], out.stderr
 
 
 def test_settings_scopes():

@@ -24,6 +24,9 @@ MPI timeout            30 s                        seconds ``MPIStrategy`` waits
 GPU TF32               off (``DOJANG_GPU_TF32``)   ``1``: float32 GEMMs on the GPU use TF32
                                                    tensor cores (10-bit mantissa products;
                                                    read when CuPy is first loaded)
+vector ISA             detected (``DOJANG_ISA``)   ``"avx2"`` or ``"avx512"``: which register
+                                                   tiles and thresholds the convolution
+                                                   planner uses (``kernels.isa``)
 =====================  ==========================  =========================================
 
 The environment is read once, when this module is imported; a ``with`` block
@@ -49,6 +52,7 @@ import numpy as np
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 VARIANTS = ("reference", "numba", "winograd", "cuda")
 COMPILED = ("numba", "winograd")  # the forced variants that are compiled with numba
+ISA_FAMILIES = ("avx2", "avx512")
 MAX_THREADS = 8
 
 
@@ -64,6 +68,9 @@ THREADS_DEFAULT = _env_threads(os.environ.get("DOJANG_NUM_THREADS", ""))
 # Parsed (and refused when not a number) by MPIStrategy, the one reader.
 MPI_TIMEOUT_TEXT = os.environ.get("DOJANG_MPI_TIMEOUT", "30")
 GPU_TF32 = os.environ.get("DOJANG_GPU_TF32", "0") == "1"
+# Any other value (or none) means: detect (``kernels.isa``).
+_ISA_ENV = os.environ.get("DOJANG_ISA")
+ISA_DEFAULT = _ISA_ENV if _ISA_ENV in ISA_FAMILIES else None
 
 _grad_enabled: ContextVar[bool] = ContextVar("dojang_grad_enabled", default=True)
 _default_dtype: ContextVar[np.dtype] = ContextVar(
@@ -73,6 +80,7 @@ _im2col_budget: ContextVar[int] = ContextVar("dojang_im2col_budget", default=256
 _variant: ContextVar[str | None] = ContextVar("dojang_kernel_variant", default=None)
 _recycle: ContextVar[bool] = ContextVar("dojang_recycle", default=RECYCLE_DEFAULT)
 _threads: ContextVar[int] = ContextVar("dojang_threads", default=THREADS_DEFAULT)
+_isa: ContextVar[str | None] = ContextVar("dojang_isa", default=ISA_DEFAULT)
 
 
 class scoped(contextlib.AbstractContextManager, contextlib.ContextDecorator):
@@ -264,3 +272,23 @@ def threads(n: int) -> contextlib.AbstractContextManager[None]:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"Expected n to be an integer from 1 to {MAX_THREADS}. Received: n={n!r}")
     return scoped(_threads, n)
+
+
+# ------------------------------------------------------------------------ vector ISA
+def get_isa() -> str | None:
+    """The vector ISA family forced here (``"avx2"`` or ``"avx512"``), or None: detected."""
+    return _isa.get()
+
+
+def isa(family: str | None) -> contextlib.AbstractContextManager[None]:
+    """Plan convolutions for the ``family`` vector unit inside a ``with`` block (None:
+    the detected one). The kernels are still compiled for the host, so any family runs
+    correctly on any host; only the tile shapes and thresholds change.
+
+    Raises:
+        ValueError: ``family`` is not None, ``"avx2"`` or ``"avx512"``.
+    """
+    if family is not None and family not in ISA_FAMILIES:
+        raise ValueError(f"Expected family to be one of {ISA_FAMILIES} or None. Received: "
+                         f"family={family!r}")
+    return scoped(_isa, family)

@@ -431,8 +431,10 @@ def _channel_vector(v, name: str, channels: int, owner: str, *, state: bool = Fa
 
 def batch_normalization(x, gamma, beta, running_mean, running_var, training: bool,
                         momentum: float = 0.99, epsilon: float = 1e-3,
-                        axis: int = -1, name: str | None = None) -> Tensor:
-    """Batch normalization over every axis except ``axis`` (Keras semantics).
+                        axis: int = -1, name: str | None = None, *, residual=None,
+                        activation: str | None = None) -> Tensor:
+    """Batch normalization over every axis except ``axis`` (Keras semantics), optionally
+    followed by a residual sum and a ReLU in the same op: ``relu(bn(x) + residual)``.
 
     Training: ``y = gamma (x - mean) / sqrt(var + epsilon) + beta`` with the batch mean and
     biased variance; ``running_mean``/``running_var`` (if given) are updated in place,
@@ -445,13 +447,15 @@ def batch_normalization(x, gamma, beta, running_mean, running_var, training: boo
         running_mean, running_var: ``(C,)`` arrays or Tensors; required for inference.
         training: use (and update) batch statistics.
         momentum: in ``[0, 1]``; epsilon: ``> 0``.
+        residual: added after the normalization (a residual block's shortcut), or None.
+        activation: ``"relu"`` applied last, or None.
 
-    Input shape: ``(..., C, ...)``. Output shape: same.
+    Input shape: ``(..., C, ...)``; ``residual``: the same. Output shape: same.
 
     Raises:
         TypeError: non-float input, running statistics that are not arrays.
         ValueError: parameter shapes, bad axis/momentum/epsilon, inference without
-            running statistics.
+            running statistics, a residual of another shape, an activation other than relu.
 
     Example:
         >>> import numpy as np
@@ -468,6 +472,10 @@ def batch_normalization(x, gamma, beta, running_mean, running_var, training: boo
     x = _tensor(x, "x", owner)
     _rank_at_least(x, 1, "x", owner)
     axis = _axis(axis, x.ndim, owner)
+    if residual is not None:
+        residual = _target(residual, x, "residual", "x", owner)
+    if activation is not None:
+        check_choice(activation, ("relu",), "activation", owner)
     c = x.shape[axis]
     gamma, beta = (None if v is None else v if v.dtype == x.dtype else ops.cast(v, x.dtype)
                    for v in (_channel_vector(gamma, "gamma", c, owner),
@@ -478,4 +486,5 @@ def batch_normalization(x, gamma, beta, running_mean, running_var, training: boo
         raise ValueError(f"{owner}: Expected running_mean and running_var for inference "
                          f"(training=False). Received: running_mean={running_mean is not None}"
                          f" given, running_var={running_var is not None} given")
-    return ops.batch_norm(x, gamma, beta, *stats, training, momentum, epsilon, axis)
+    return ops.batch_norm(x, gamma, beta, *stats, training, momentum, epsilon, axis, residual,
+                          activation is not None)

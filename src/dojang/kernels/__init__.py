@@ -20,6 +20,7 @@ Layout of the house below ``ops``:
     registry.py         (op, backend, variant) -> rule, implementation; ``dispatch``
     plan.py             the convolution planner (``plan(layer, input_shape)`` explains it)
     compile.py          numba, imported on first use: the ``kernel`` decorator, options
+    isa.py              the vector ISA (AVX2, AVX-512) the compiled kernels target
     alloc.py threads.py recycled memory; NumPy work split over threads
     conv/ pool/ activation/ batchnorm/ optim/
                         one concept each: ``reference.py`` (NumPy, or any array module

@@ -38,6 +38,7 @@ import warnings
 import numpy as np
 
 from dojang import settings
+from dojang.kernels import isa
 
 _numba = None  # the module, once imported; False when it is missing
 
@@ -62,8 +63,27 @@ def _load():
         if (numba and "NUMBA_THREADING_LAYER" not in os.environ
                 and numba.config.THREADING_LAYER == "default"):
             numba.config.THREADING_LAYER = "workqueue"
+        if numba and "avx512f" in isa.target_features():
+            _wide_straight_line()
         _numba = numba
     return _numba
+
+
+def _wide_straight_line() -> None:
+    """Let LLVM's SLP vectoriser pack the tiles' sums into 512-bit registers.
+
+    LLVM tunes most Intel AVX-512 CPUs to prefer 256-bit vectors (``prefer-256-bit``), so
+    the SLP pass would pack an AVX-512 tile's 16 float32 per row into two ymm registers,
+    twice the registers the tile was sized for, and spill (seen in the assembly for
+    ``-mcpu=skylake-avx512``: ymm and stack traffic; with this option, zmm). The option
+    sets the pass's register width only; it is process-wide, but numba runs the pass
+    only where it is switched on, which dojang does for the tiles alone
+    (``_StraightLine``). numba's disk cache is keyed by the CPU name and features, and
+    this option follows from the features, so a cached build always matches it.
+    """
+    import llvmlite.binding as ll
+
+    ll.set_option("dojang", "-slp-max-reg-size=512")
 
 
 def available() -> bool:

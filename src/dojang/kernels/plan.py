@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dojang.kernels import compile
-from dojang.settings import get_im2col_budget, get_kernel_variant
+from dojang.kernels import compile, isa
+from dojang.settings import get_im2col_budget, get_isa, get_kernel_variant
 from dojang.shapes import window_output_shape
 
 # Columns are built and consumed in chunks of at most this size even under a larger
@@ -51,35 +51,106 @@ from dojang.shapes import window_output_shape
 # benchmark layers, and columns are then rebuilt in backward instead of kept.
 CACHE_CHUNK_BYTES = 8 << 20
 
-# The direct kernels' tiles (``tools/gen_tiles.py``): a forward tile is TILE_R = 4 output
-# pixels x TILE_B = 16 output channels (8 AVX2 registers of sums); a filter-gradient
-# tile is TILE_RC = 4 input channels x TILE_B output channels.
-TILE_B = 16
-TILE_R = 4
-TILE_RC = 4
 
-# Where the direct kernels beat im2col + GEMM (measured by ``bench/direct.py``): a thin
-# GEMM (small N = C_out) is what makes OpenBLAS slow. The direct forward measured
-# 1.1-1.6x faster up to C_out = 64 and 1.05x at 128 (kept on im2col); with one input
-# channel im2col has its own fast path (direct measured 2-3x slower there). The filter
-# gradient's GEMM is (KK*C_in) x C_out: direct wins while C_in * C_out <= 1024
-# (32 x 32: 1.07x; 64 x 64: 0.86x), and with C_in not a multiple of TILE_RC, its
-# channels padded with zeros, it still does from C_in = 2 (LeNet-5's 6 -> 16 at batch 64:
-# 1.8x a column rebuild + GEMM; ResNet-20's 3 -> 16: 2.1x; C_in = 1 -> 32: 0.7x, not
-# taken). A 1x1 filter gradient takes the direct kernel at any C_in * C_out: its GEMM
-# (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W, over which OpenBLAS's
-# threads meet once per block of M; on a loaded machine (load 7 on 2 cores) that GEMM
-# measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32, 64 -> 64 channels;
-# alone on one thread: 8.6 against 9.8 ms). The forward keeps one block of TILE_B output
-# channels' filters in cache while it passes over a sample: at most 64 KiB.
-MAX_DIRECT_C_OUT = 64
-MAX_DIRECT_FILTER_CC = 1024
-MAX_DIRECT_BLOCK_BYTES = 64 * 1024
-# ... except for small work: a single image's 28x28x1 -> 32 layer ran 3x faster direct
-# (one compiled call, where im2col's single-channel path makes nine NumPy copies and a
-# GEMM of K = 9); the two met at 2-8 such images. So one input channel goes direct up to
-# this many input pixels x output channels (one 64x64 image into 16 channels).
-MAX_DIRECT_SINGLE_CHANNEL = 1 << 16
+@dataclass(frozen=True)
+class IsaTable:
+    """The direct kernels' tiles and thresholds for one vector ISA family.
+
+    Attributes:
+        forward: the forward tiles (``tools/gen_tiles.py``) as (R output pixels of a row,
+            B output channels, speed): ``speed`` is the tile's throughput on whole tiles
+            relative to the first one. A layer takes the tile with the least time per row,
+            (OW rounded up to whole tiles) / speed, among those whose B divides C_out; ties
+            go to the earlier one.
+        filters: the filter-gradient tiles as (RC input channels, B output channels), in
+            order of preference: the first whose RC divides C_in and B divides C_out.
+        max_c_out: the direct forward runs while C_out <= this (wider layers' GEMMs run
+            near OpenBLAS's peak).
+        max_single_channel: with one input channel, where im2col has its own NumPy path,
+            the direct forward runs up to this many input pixels x C_out (small work).
+        max_filter_cc: the direct filter gradient runs while C_in * C_out <= this.
+        max_block_bytes: one block's filters (KH*KW*C_in*B values, B the smallest
+            tile's) stay in cache while the forward passes over a sample: the direct
+            forward runs while they take at most this many bytes.
+        source: where the numbers come from.
+    """
+
+    forward: tuple[tuple[int, int, float], ...]
+    filters: tuple[tuple[int, int], ...]
+    max_c_out: int
+    max_single_channel: int
+    max_filter_cc: int
+    max_block_bytes: int
+    source: str
+
+
+# Per ISA family (``kernels.isa``), fixed numbers: no run-time tuning, so the same shapes
+# take the same kernels (and give the same sums) on every run. ``python bench/direct.py
+# --calibrate`` measures a host's row of this table and prints it.
+ISA_TABLES = {
+    # AVX2: 16 registers of 8 float32. r4b16 keeps 8 registers of sums; r3b32 12, which
+    # hides the FMA latency better: 1.05-1.12x the throughput on whole tiles, so it takes
+    # the rows it pads less than r4b16 does (OW = 14: 1.14-1.18x, OW = 32: 1.04x in CPU
+    # time on the seed CNN's and the 64x32x32x64 layers; 8 and 16 stay on r4b16), its
+    # twice larger blocks of filters included.
+    # Filter-gradient r6b16, r12b8 and r2b32 measured 0.5-1.0x of r4b16. Thresholds: three
+    # calibrations, 1 thread, CPU time, the smallest of the three (direct 1.10-1.14x at
+    # C_out = 128; filter gradient 1.31-1.50x at 1024, 1.02-1.14x at 2048; blocks up to
+    # 108 KiB, the largest tried, 1.12-1.24x). Checked at 2 threads in wall time on a
+    # loaded machine: C_out = 128 1.01x (16x16, C_in = 32) and 1.27x (8x8, C_in = 64).
+    # One input channel (not calibrated by bench/direct.py): a single image's 28x28x1 ->
+    # 32 layer ran 3x faster direct (one compiled call, where im2col's single-channel path
+    # makes nine NumPy copies and a GEMM of K = 9); the two met at 2-8 such images, so up
+    # to one 64x64 image into 16 channels.
+    "avx2": IsaTable(
+        forward=((4, 16, 1.0), (3, 32, 1.09)), filters=((4, 16),), max_c_out=128,
+        max_single_channel=1 << 16, max_filter_cc=1024, max_block_bytes=110592,
+        source="measured: bench/direct.py --calibrate on a 2-core AMD EPYC (Zen 3), "
+               "2026-12-02"),
+    # AVX-512: 32 registers of 16 float32. r8b32 keeps 16 registers of sums (r8b16 8, for
+    # C_out = 16, 48), the filter gradient 8 x 32 in 16. Not measured: no AVX-512 host has
+    # run the calibration yet. The thresholds are AVX2's, on the assumption that the
+    # direct kernels and OpenBLAS's GEMM gain alike from the wider registers; r8b16's 0.9
+    # only says that it should not take a layer that r8b32 takes.
+    "avx512": IsaTable(
+        forward=((8, 32, 1.0), (8, 16, 0.9)), filters=((8, 32), (4, 16)), max_c_out=128,
+        max_single_channel=1 << 16, max_filter_cc=1024, max_block_bytes=110592,
+        source="derived, unmeasured: tiles sized by register count, AVX2's thresholds"),
+}
+
+
+def table() -> IsaTable:
+    """The ``IsaTable`` of ``isa.family()`` (the host's ISA family, or the forced one)."""
+    return ISA_TABLES[isa.family()]
+
+
+def forward_tile(w_shape, out_width: int, itemsize: int = 4) -> tuple[int, int] | None:
+    """(R, B) of the forward tile for filters of ``w_shape`` (*K, C_in, C_out) and rows of
+    ``out_width`` outputs (see ``IsaTable.forward``), or None when no tile takes C_out.
+
+    The speeds are float32's. With float64 (``itemsize`` 8) a vector holds half as many
+    values, every tile needs twice the registers, and none has the edge: padding alone
+    decides (AVX2's r3b32 measured 1.03x r4b16 at OW = 14, 0.89-0.95x at OW = 32)."""
+    fits = [(-(-out_width // r) * r / (speed if itemsize == 4 else 1.0), i, (r, b))
+            for i, (r, b, speed) in enumerate(table().forward) if w_shape[-1] % b == 0]
+    return min(fits)[2] if fits else None
+
+
+def filters_tile(w_shape) -> tuple[int, int] | None:
+    """(RC, B) of the filter-gradient tile for filters of ``w_shape``: the first of the
+    ISA's whose B divides C_out and RC divides C_in, else the first whose B divides C_out
+    (C_in then padded, ``filter_channels``), or None."""
+    c_in, c_out = w_shape[-2], w_shape[-1]
+    fits = [(rc, b) for rc, b in table().filters if c_out % b == 0]
+    return next((t for t in fits if c_in % t[0] == 0), fits[0] if fits else None)
+
+
+def filter_channels(w_shape) -> int:
+    """C_in rounded up to whole tiles of the filter tile's RC: the direct filter gradient
+    pads the input's channels with zeros to that many (their gradient is dropped)."""
+    rc = filters_tile(w_shape)[0]
+    return -(-w_shape[-2] // rc) * rc
+
 
 # Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (``bench/winograd.py
 # --best``, alternating, on the AVX2 2-core host under load; the table is in
@@ -125,35 +196,41 @@ def compiled_im2col(x, rank: int, groups: int) -> bool:
 
 def _direct_fits(w_shape, groups: int, x, *others) -> bool:
     """What both direct kernels need: NumPy float32/64 arrays of one dtype with the
-    compiled kernels on, rank 1-2, one group, C_out a multiple of TILE_B."""
-    return (len(w_shape) <= 4 and groups == 1 and w_shape[-1] % TILE_B == 0
-            and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
+    compiled kernels on, rank 1-2, one group."""
+    return (len(w_shape) <= 4 and groups == 1 and compile.usable(x, *others)
+            and all(a.dtype == x.dtype for a in others))
 
 
 def direct_forward(x, w_shape, groups: int, w=None) -> bool:
     """True when the direct kernel takes the forward of ``x`` with filters of ``w_shape``
-    (and of ``w``'s dtype, if given): 2 <= C_in (or C_in = 1 and at most
-    ``MAX_DIRECT_SINGLE_CHANNEL`` input pixels x C_out), C_out <= 64, one block's filters
-    within 64 KiB."""
-    others = () if w is None else (w,)
-    few = w_shape[-2] >= 2 or x.size * w_shape[-1] <= MAX_DIRECT_SINGLE_CHANNEL
-    return (few and w_shape[-1] <= MAX_DIRECT_C_OUT
-            and math.prod(w_shape[:-1]) * TILE_B * x.itemsize <= MAX_DIRECT_BLOCK_BYTES
+    (and of ``w``'s dtype, if given): 2 <= C_in (or C_in = 1 and at most the ISA's
+    ``max_single_channel`` input pixels x C_out), C_out <= its ``max_c_out``, one block of
+    filters within its ``max_block_bytes`` and a forward tile that takes C_out."""
+    others, t = () if w is None else (w,), table()
+    smallest = min(b for _, b, _ in t.forward)
+    few = w_shape[-2] >= 2 or x.size * w_shape[-1] <= t.max_single_channel
+    return (few and w_shape[-1] <= t.max_c_out
+            and math.prod(w_shape[:-1]) * smallest * x.itemsize <= t.max_block_bytes
+            and forward_tile(w_shape, 1) is not None
             and _direct_fits(w_shape, groups, x, *others))
 
 
-def filter_channels(c_in: int) -> int:
-    """C_in rounded up to whole tiles of TILE_RC: the direct filter gradient pads the
-    input's channels with zeros to that many (their gradient is dropped)."""
-    return -(-c_in // TILE_RC) * TILE_RC
-
-
 def direct_filters(x, gy, w_shape, groups: int) -> bool:
-    """True when the direct kernel takes this filter gradient: C_in >= 2 and either C_in
-    (padded to whole tiles) * C_out <= 1024 or a 1x1 kernel."""
-    c_in, c_out = w_shape[-2], w_shape[-1]
-    return (c_in >= 2 and (filter_channels(c_in) * c_out <= MAX_DIRECT_FILTER_CC
-                           or all(k == 1 for k in w_shape[:-2]))
+    """True when the direct kernel takes this filter gradient: C_in >= 2, a filter tile
+    whose B divides C_out (``filters_tile``), and either C_in (padded to whole tiles,
+    ``filter_channels``) * C_out <= the ISA's ``max_filter_cc`` or a 1x1 kernel.
+
+    A 1x1 filter gradient takes the direct kernel at any C_in * C_out: its GEMM
+    (C_in x M) @ (M x C_out) has the long inner dimension M = N*H*W, over which OpenBLAS's
+    threads meet once per block of M; on a loaded machine (load 7 on 2 cores) that GEMM
+    measured 545 ms against the direct kernel's 31 ms (batch 64, 32x32, 64 -> 64
+    channels; alone on one thread: 8.6 against 9.8 ms). With C_in not a multiple of the
+    tile's RC, its channels padded with zeros, the direct kernel still wins from C_in = 2
+    (AVX2: LeNet-5's 6 -> 16 at batch 64: 1.8x a column rebuild + GEMM; ResNet-20's
+    3 -> 16: 2.1x; C_in = 1 -> 32: 0.7x, not taken)."""
+    return (w_shape[-2] >= 2 and filters_tile(w_shape) is not None
+            and (filter_channels(w_shape) * w_shape[-1] <= table().max_filter_cc
+                 or all(k == 1 for k in w_shape[:-2]))
             and _direct_fits(w_shape, groups, x, gy))
 
 
@@ -298,6 +375,7 @@ class ConvPlan:
             compiled depthwise kernel).
         im2col: ``"compiled"`` or ``"numpy"`` (how columns are filled, when they are).
         reasons: one line per decision.
+        isa: the vector ISA family whose tiles and thresholds were used (``kernels.isa``).
     """
 
     forward: str
@@ -307,9 +385,11 @@ class ConvPlan:
     bias_relu: str
     im2col: str
     reasons: tuple[str, ...]
+    isa: str
 
     def __str__(self) -> str:
-        head = (f"forward: {self.forward}; keep columns: {'yes' if self.keep_columns else 'no'}; "
+        head = (f"ISA: {self.isa}; forward: {self.forward}; keep columns: "
+                f"{'yes' if self.keep_columns else 'no'}; "
                 f"input gradient: {self.input_gradient}; filter gradient: "
                 f"{self.filter_gradient}; bias+ReLU: {self.bias_relu}; im2col: {self.im2col}")
         return "\n".join([head] + [f"  - {r}" for r in self.reasons])
@@ -325,8 +405,10 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     pointwise = is_pointwise(w.shape, strides, pads, groups)
     keep = keep_columns(x, w, strides, dilations, groups, pads, training)
     compiled = compile.usable(x, w)
+    family, t = isa.family(), table()
     out = window_output_shape(x.shape[1:-1], w.shape[:-2], strides, dilations, pads)
-    reasons = []
+    reasons = [f"vector ISA {family} ({'forced' if get_isa() else 'detected'}): "
+               f"its tiles and thresholds, {t.source}"]
     if not compiled:
         reasons.append("compiled kernels off or not applicable (numba missing, "
                        "DOJANG_JIT=0, kernels('reference'), or not NumPy float32/64)")
@@ -356,19 +438,21 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
                           if get_kernel_variant() == "winograd" else ""))
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
-        reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {MAX_DIRECT_C_OUT}, a multiple "
-                       f"of {TILE_B}, one group, rank {rank}: the direct kernel beats a thin "
-                       "GEMM" + (" (one input channel: small enough that one compiled call "
-                                 "beats im2col's copies)" if c_in == 1 else ""))
+        reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {t.max_c_out}, one group, rank "
+                       f"{rank}: the direct kernel beats a thin GEMM" + (
+                           " (one input channel: small enough that one compiled call beats "
+                           "im2col's copies)" if c_in == 1 else "") + "; "
+                       f"{_tile_name(forward_tile(w.shape, out[-1], x.itemsize), 'pixels')}")
     else:
         forward = "im2col"
         reasons.append(f"im2col + GEMM (direct needs rank <= 2, one group, 2 <= C_in or "
-                       f"C_in = 1 with at most {MAX_DIRECT_SINGLE_CHANNEL} input pixels x "
-                       f"C_out, C_out <= {MAX_DIRECT_C_OUT} and a multiple of {TILE_B})")
+                       f"C_in = 1 with at most {t.max_single_channel} input pixels x C_out, "
+                       f"C_out <= {t.max_c_out} and a multiple of a tile's B: "
+                       f"{sorted({b for _, b, _ in t.forward})})")
     gy = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (c_out,))
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
+    flipped = w.shape[:rank] + (c_out, w.shape[-2])
     if path == "correlation":
-        flipped = w.shape[:rank] + (c_out, w.shape[-2])
         path += (" (winograd)" if winograd_forward(gy, flipped, x.shape[1:-1], (1,) * rank,
                                                    dilations, groups, w)
                  else " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)")
@@ -377,6 +461,9 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
                f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
                "correlation's wider columns")
         reasons.append(f"input gradient: col2im ({why})")
+    elif path == "correlation (direct)":
+        tile = forward_tile(flipped, x.shape[-2], x.itemsize)
+        reasons.append(f"input gradient: {path}, stride 1; {_tile_name(tile, 'pixels')}")
     elif path.startswith("correlation"):
         reasons.append(f"input gradient: {path}, stride 1")
     if depthwise:
@@ -385,11 +472,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         filters = "kept columns"
     elif direct_filters(x, x, w.shape, groups):
         filters = "direct"
+        tile = filters_tile(w.shape)
         reasons.append("filter gradient direct: C_in >= 2 and " + (
             "1x1 (a GEMM over the long N*H*W inner dimension stalls OpenBLAS's threads "
             "under load)" if math.prod(w.shape[:-2]) == 1 else
-            f"C_in (padded to a multiple of {TILE_RC}) * C_out = "
-            f"{filter_channels(c_in) * c_out} <= {MAX_DIRECT_FILTER_CC}"))
+            f"C_in (padded to a multiple of {tile[0]}) * C_out = "
+            f"{filter_channels(w.shape) * c_out} <= {t.max_filter_cc}")
+            + f"; {_tile_name(tile, 'input channels')}")
     elif pointwise:
         filters = "gemm"
     else:
@@ -398,7 +487,13 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         "fused" if forward == "depthwise (compiled)" else
         "compiled" if fused_bias_relu(x) else "numpy")
     return ConvPlan(forward, keep, path, filters, bias_relu,
-                    "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons))
+                    "compiled" if compiled_im2col(x, rank, groups) else "numpy", tuple(reasons),
+                    family)
+
+
+def _tile_name(tile, rows: str) -> str:
+    """How the plan names a tile: its kernel and its shape."""
+    return f"tile r{tile[0]}b{tile[1]} ({tile[0]} {rows} x {tile[1]} output channels)"
 
 
 def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
@@ -419,7 +514,7 @@ def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
 
     Example:
         >>> import dojang as dj
-        >>> print(dj.kernels.plan(dj.layers.Conv2D(128, 3), (8, 16, 16, 64)).forward)
+        >>> print(dj.kernels.plan(dj.layers.Conv2D(256, 3), (8, 16, 16, 64)).forward)
         im2col
     """
     # duck-typed (kernels sit below layers): a layer with one forward convolution
@@ -455,3 +550,4 @@ class _PlanModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _PlanModule
+

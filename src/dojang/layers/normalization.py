@@ -82,11 +82,14 @@ class BatchNormalization(Layer):
                                                trainable=False)
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: c})
 
-    def call(self, inputs, training: bool = False):
+    def call(self, inputs, training: bool = False, residual=None, activation=None):
+        """``residual`` and ``activation``: ``activation(bn(inputs) + residual)`` as one
+        op (see ``functional.batch_normalization``); a functional model passes them when
+        this layer feeds an ``Add`` and a ``ReLU`` and nothing else (``layers.fusion``)."""
         return F.batch_normalization(inputs, self.gamma, self.beta, self.moving_mean.data,
                                      self.moving_variance.data, training=bool(training),
                                      momentum=self.momentum, epsilon=self.epsilon,
-                                     axis=self.axis)
+                                     axis=self.axis, residual=residual, activation=activation)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

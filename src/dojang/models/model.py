@@ -12,6 +12,7 @@ Three ways to make one, as in Keras:
 from __future__ import annotations
 
 from dojang.distribute.base import current as current_strategy
+from dojang.layers import fusion
 from dojang.layers.base import Layer
 from dojang.layers.input import InputLayer
 from dojang.layers.node import KerasTensor
@@ -216,6 +217,8 @@ class Functional(Model):
                 raise ValueError("Model: Expected each input to come from dj.Input(). "
                                  f"Received: {t!r}")
         self._order = graph.topological(self._outputs)
+        # batch norm [+ residual sum] + ReLU chains, each run as one op (layers.fusion)
+        self._chains = fusion.residual_chains(self._order, self._outputs)
         missing = [t for t in self._order if isinstance(t.node.layer, InputLayer)
                    and not any(t is i for i in self._inputs)]
         if missing:
@@ -246,10 +249,21 @@ class Functional(Model):
             raise ValueError(f"model '{self.name}' expects {len(self._inputs)} inputs, "
                              f"received {len(given)}")
         values = {id(t): x for t, x in zip(self._inputs, given)}
+        chains = {i: c for i, c in self._chains.items() if c.intact()}
+        fused_away = {i for chain in chains.values() for i in chain.skipped}
         for t in self._order:
             node = t.node
             if isinstance(node.layer, InputLayer):
                 values[id(t)] = node.layer(values[id(t)])
+                continue
+            if id(t) in fused_away:  # computed inside the chain that consumes it
+                continue
+            chain = chains.get(id(t))
+            if chain is not None:
+                norm = chain.norm.node
+                residual = None if chain.shortcut is None else values[id(chain.shortcut)]
+                values[id(t)] = norm.layer(values[id(norm.inputs[0])], training=training,
+                                           residual=residual, activation="relu")
                 continue
             args = [values[id(i)] for i in node.inputs]
             values[id(t)] = node.layer(args if node.multi_input else args[0], training=training)

@@ -48,28 +48,38 @@ def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], rate: float, 
 
 
 class _BatchNorm(Function):
-    """What both modes share: the channel axis, epsilon and the parameters' gradients."""
+    """What both modes share: the channel axis, epsilon, the fused ReLU and the gradients
+    of the parameters and of the residual (the optional fourth input, added before the
+    ReLU)."""
 
-    def __init__(self, axis: int, epsilon: float):
-        self.axis, self.epsilon = axis, epsilon
+    def __init__(self, axis: int, epsilon: float, relu: bool = False):
+        self.axis, self.epsilon, self.relu = axis, epsilon, relu
 
-    def _param_grads(self, gy_sum, gy_xhat_sum):
-        """``(dgamma, dbeta)`` as ``(C,)`` arrays, None where not wanted."""
+    def _grads(self, gx, g_residual, gy_sum, gy_xhat_sum):
+        """``(dx, dgamma, dbeta[, dresidual])``, None where not wanted."""
         need = self.needs_input_grad
-        return (gy_xhat_sum if need[1] else None, gy_sum if need[2] else None)
+        grads = (gx, gy_xhat_sum if need[1] else None, gy_sum if need[2] else None)
+        return grads + (g_residual,) if len(need) > 3 else grads
 
 
 class BatchNormTrain(_BatchNorm):
     """Normalize with the batch statistics and update the running ones in place
-    (``kernels.batchnorm`` holds the math and its closed-form backward)."""
+    (``kernels.batchnorm`` holds the math and its closed-form backward); with a residual
+    or the ReLU, ``relu(bn(x) + residual)`` as one kernel op (``"batch_norm.train_act"``)."""
 
-    def __init__(self, axis: int, epsilon: float, momentum: float, running_mean, running_var):
-        super().__init__(axis, epsilon)
+    def __init__(self, axis: int, epsilon: float, momentum: float, running_mean, running_var,
+                 relu: bool = False):
+        super().__init__(axis, epsilon, relu)
         self.momentum, self.running = momentum, (running_mean, running_var)
 
-    def forward(self, x, gamma, beta):
-        y, mean, var, self.grad = dispatch("batch_norm.train", x, gamma, beta, self.axis,
-                                           self.epsilon)
+    def forward(self, x, gamma, beta, residual=None):
+        self.fused = residual is not None or self.relu
+        if self.fused:
+            y, mean, var, self.grad = dispatch("batch_norm.train_act", x, gamma, beta,
+                                               self.axis, self.epsilon, residual, self.relu)
+        else:
+            y, mean, var, self.grad = dispatch("batch_norm.train", x, gamma, beta, self.axis,
+                                               self.epsilon)
         self._update_running(mean, var, empty=x.size == 0)
         return y
 
@@ -84,27 +94,36 @@ class BatchNormTrain(_BatchNorm):
         del self.running
 
     def backward(self, gy):
-        gx, gy_sum, gy_xhat_sum = self.grad(gy, self.needs_input_grad[0])
-        return (gx, *self._param_grads(gy_sum, gy_xhat_sum))
+        need = self.needs_input_grad
+        if self.fused:
+            return self._grads(*self.grad(gy, need[0], len(need) > 3 and need[3]))
+        gx, gy_sum, gy_xhat_sum = self.grad(gy, need[0])
+        return self._grads(gx, None, gy_sum, gy_xhat_sum)
 
 
 class BatchNormInference(_BatchNorm):
-    """Normalize with fixed statistics: ``y = gamma (x - mean) / sqrt(var + eps) + beta``."""
+    """Normalize with fixed statistics: ``y = gamma (x - mean) / sqrt(var + eps) + beta``,
+    then the residual and the ReLU when given, each in turn."""
 
-    def __init__(self, axis: int, epsilon: float, mean, var):
-        super().__init__(axis, epsilon)
+    def __init__(self, axis: int, epsilon: float, mean, var, relu: bool = False):
+        super().__init__(axis, epsilon, relu)
         self.mean, self.var = mean, var
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x, gamma, beta, residual=None):
         y, self.grad = dispatch("batch_norm.inference", x, gamma, beta, self.mean, self.var,
                                 self.axis, self.epsilon)
         del self.mean, self.var
+        if residual is not None:
+            y = y + residual
+        if self.relu:
+            y = self.y = dispatch("relu", y)
         return y
 
     def backward(self, gy):
         need = self.needs_input_grad
-        gx, gy_sum, gy_xhat_sum = self.grad(gy, need[0], need[1])
-        return (gx, *self._param_grads(gy_sum, gy_xhat_sum))
+        g = dispatch("relu_grad", gy, self.y) if self.relu else gy
+        gx, gy_sum, gy_xhat_sum = self.grad(g, need[0], need[1])
+        return self._grads(gx, g, gy_sum, gy_xhat_sum)
 
 
 def _raw(a):
@@ -134,24 +153,27 @@ def dropout(x, rate: float, rng: np.random.Generator, noise_shape=None,
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training: bool,
-               momentum: float = 0.99, epsilon: float = 1e-3, axis: int = -1) -> Tensor:
-    """Batch normalization over every axis except ``axis`` (the channels).
+               momentum: float = 0.99, epsilon: float = 1e-3, axis: int = -1,
+               residual=None, relu: bool = False) -> Tensor:
+    """Batch normalization over every axis except ``axis`` (the channels), then
+    ``residual`` added and the ReLU applied when given: ``relu(bn(x) + residual)``.
 
     Training: normalize with the batch mean and biased variance and update
     ``running_mean``/``running_var`` in place (Keras's momentum convention). Inference:
     normalize with the running statistics. ``gamma``/``beta`` may be None (no scale/center).
 
-    Input shape: any rank, channels on ``axis``; ``gamma``, ``beta``, ``running_*``: ``(C,)``.
-    Output shape: same as ``x``.
+    Input shape: any rank, channels on ``axis``; ``gamma``, ``beta``, ``running_*``: ``(C,)``;
+    ``residual``: as ``x``. Output shape: same as ``x``.
     """
     x = _operand(x)
     gamma = None if gamma is None else _operand(gamma)
     beta = None if beta is None else _operand(beta)
     axis %= x.ndim
     check_same_device((x.data, _raw(running_mean), _raw(running_var)), "batch_norm")
+    extra = () if residual is None else (_operand(residual),)
     if training:
-        return BatchNormTrain.apply(x, gamma, beta, axis=axis, epsilon=epsilon,
+        return BatchNormTrain.apply(x, gamma, beta, *extra, axis=axis, epsilon=epsilon,
                                     momentum=momentum, running_mean=_raw(running_mean),
-                                    running_var=_raw(running_var))
-    return BatchNormInference.apply(x, gamma, beta, axis=axis, epsilon=epsilon,
-                                    mean=_raw(running_mean), var=_raw(running_var))
+                                    running_var=_raw(running_var), relu=relu)
+    return BatchNormInference.apply(x, gamma, beta, *extra, axis=axis, epsilon=epsilon,
+                                    mean=_raw(running_mean), var=_raw(running_var), relu=relu)

@@ -9,6 +9,12 @@ Ops (``axis`` the channel axis; every other axis is reduced):
   ``backward(gy, need_x) -> (gx, sum(gy), sum(gy * xhat))`` with ``xhat = xc /
   sqrt(var + eps)`` and ``gx = s * (gy - sum(gy)/n - xhat * sum(gy * xhat)/n)`` (None
   unless ``need_x``).
+- ``"batch_norm.train_act"(x, gamma, beta, axis, epsilon, residual, relu) -> (y, mean,
+  var, backward)``: ``y = act(bn(x) + residual)`` (``residual`` None: no sum; ``relu``:
+  ``act`` is the ReLU, else the identity), the post-activated block of a residual
+  network as one op. ``backward(gy, need_x, need_residual) -> (gx, g, sum(g), sum(g *
+  xhat))`` with ``g = gy * (y > 0)`` (``gy`` without the ReLU), the residual's gradient
+  (None unless ``need_residual``); the last two are gamma's and beta's.
 - ``"batch_norm.inference"(x, gamma, beta, mean, var, axis, epsilon) -> (y, backward)``:
   ``y = gamma (x - mean) / sqrt(var + eps) + beta``;
   ``backward(gy, need_x, need_gamma) -> (gx, sum(gy), sum(gy * xhat) or None)``.
@@ -34,7 +40,7 @@ import math
 import numpy as np
 
 from dojang.backend import get_array_module
-from dojang.kernels.registry import register
+from dojang.kernels.registry import dispatch, register
 
 
 class _Layout:
@@ -159,6 +165,24 @@ def _train_backward(lay, xc, inv_std, scale, gy, need_x: bool):
         _add_product(gx, gyw, lay.tile(scale))
         gx = lay.unmatrix(gx)
     return gx, gy_sum, gy_xhat_sum
+
+
+@register("batch_norm.train_act")
+def batch_norm_train_act(x, gamma, beta, axis: int, epsilon: float, residual, relu: bool):
+    """``act(bn(x) + residual)`` as ``"batch_norm.train"``, the sum and ``"relu"`` in turn:
+    ``(y, mean, var, backward)``."""
+    y, mean, var, backward = dispatch("batch_norm.train", x, gamma, beta, axis, epsilon)
+    if residual is not None:
+        y = y + residual
+    if relu:
+        y = dispatch("relu", y)
+    return y, mean, var, functools.partial(_act_backward, backward, y if relu else None)
+
+
+def _act_backward(backward, y, gy, need_x: bool, need_residual: bool):
+    g = gy if y is None else dispatch("relu_grad", gy, y)
+    gx, gy_sum, gy_xhat_sum = backward(g, need_x)
+    return gx, g if need_residual else None, gy_sum, gy_xhat_sum
 
 
 def inference_scale(x, gamma, mean, var, epsilon: float):

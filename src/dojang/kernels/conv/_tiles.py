@@ -2,7 +2,9 @@
 
 Each kernel keeps its partial sums in named locals (``s<r>_<t>``) so that LLVM, with
 its straight-line vectoriser on (``kernel(slp=True)``), packs them into vector
-registers. ``kernels/conv/direct.py`` documents the layouts and calls these.
+registers. ``kernels/conv/direct.py`` documents the layouts and calls these, with the tile
+that ``kernels.plan`` picks for the host's vector ISA. Over 500 lines: one kernel per tile
+shape, each written out in full by the generator, none meant to be read or edited here.
 """
 
 # ruff: noqa: E501, E701, E702
@@ -80,6 +82,314 @@ def forward_r4b16(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
 
 
 @kernel(slp=True)
+def forward_r3b32(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
+    """3 output pixels of a row x 32 output channels per tile."""
+    n_, h_, w_, c_ = x.shape
+    nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_
+    oh_, ow_ = y.shape[1], y.shape[2]
+    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values
+    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for part in prange(chunks):
+        xp = np.zeros((hp, wp * c_), x.dtype)  # rows of (column, channel) values
+        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col * c_ + c] = xs[col - pw, c]
+            for blk in range(nb):  # one block's filters stay in L1 for the sample
+                for i in range(oh_):
+                    for j in range(0, ow_, 3):
+                        s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = s0_16 = s0_17 = s0_18 = s0_19 = s0_20 = s0_21 = s0_22 = s0_23 = s0_24 = s0_25 = s0_26 = s0_27 = s0_28 = s0_29 = s0_30 = s0_31 = zero
+                        s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = s1_16 = s1_17 = s1_18 = s1_19 = s1_20 = s1_21 = s1_22 = s1_23 = s1_24 = s1_25 = s1_26 = s1_27 = s1_28 = s1_29 = s1_30 = s1_31 = zero
+                        s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = s2_16 = s2_17 = s2_18 = s2_19 = s2_20 = s2_21 = s2_22 = s2_23 = s2_24 = s2_25 = s2_26 = s2_27 = s2_28 = s2_29 = s2_30 = s2_31 = zero
+                        for a in range(kh_):
+                            xr = xp[i * sh + a * dh]
+                            wa = wt[blk, a]
+                            for b in range(runs):
+                                wb = wa[b * run:]
+                                x0 = xr[((j + 0) * sw + b * dw) * c_:]
+                                x1 = xr[((j + 1) * sw + b * dw) * c_:]
+                                x2 = xr[((j + 2) * sw + b * dw) * c_:]
+                                for q in range(run):
+                                    wq = wb[q]
+                                    w0 = wq[0]; w1 = wq[1]; w2 = wq[2]; w3 = wq[3]; w4 = wq[4]; w5 = wq[5]; w6 = wq[6]; w7 = wq[7]; w8 = wq[8]; w9 = wq[9]; w10 = wq[10]; w11 = wq[11]; w12 = wq[12]; w13 = wq[13]; w14 = wq[14]; w15 = wq[15]; w16 = wq[16]; w17 = wq[17]; w18 = wq[18]; w19 = wq[19]; w20 = wq[20]; w21 = wq[21]; w22 = wq[22]; w23 = wq[23]; w24 = wq[24]; w25 = wq[25]; w26 = wq[26]; w27 = wq[27]; w28 = wq[28]; w29 = wq[29]; w30 = wq[30]; w31 = wq[31]
+                                    v = x0[q]
+                                    s0_0 += v * w0; s0_1 += v * w1; s0_2 += v * w2; s0_3 += v * w3; s0_4 += v * w4; s0_5 += v * w5; s0_6 += v * w6; s0_7 += v * w7
+                                    s0_8 += v * w8; s0_9 += v * w9; s0_10 += v * w10; s0_11 += v * w11; s0_12 += v * w12; s0_13 += v * w13; s0_14 += v * w14; s0_15 += v * w15
+                                    s0_16 += v * w16; s0_17 += v * w17; s0_18 += v * w18; s0_19 += v * w19; s0_20 += v * w20; s0_21 += v * w21; s0_22 += v * w22; s0_23 += v * w23
+                                    s0_24 += v * w24; s0_25 += v * w25; s0_26 += v * w26; s0_27 += v * w27; s0_28 += v * w28; s0_29 += v * w29; s0_30 += v * w30; s0_31 += v * w31
+                                    v = x1[q]
+                                    s1_0 += v * w0; s1_1 += v * w1; s1_2 += v * w2; s1_3 += v * w3; s1_4 += v * w4; s1_5 += v * w5; s1_6 += v * w6; s1_7 += v * w7
+                                    s1_8 += v * w8; s1_9 += v * w9; s1_10 += v * w10; s1_11 += v * w11; s1_12 += v * w12; s1_13 += v * w13; s1_14 += v * w14; s1_15 += v * w15
+                                    s1_16 += v * w16; s1_17 += v * w17; s1_18 += v * w18; s1_19 += v * w19; s1_20 += v * w20; s1_21 += v * w21; s1_22 += v * w22; s1_23 += v * w23
+                                    s1_24 += v * w24; s1_25 += v * w25; s1_26 += v * w26; s1_27 += v * w27; s1_28 += v * w28; s1_29 += v * w29; s1_30 += v * w30; s1_31 += v * w31
+                                    v = x2[q]
+                                    s2_0 += v * w0; s2_1 += v * w1; s2_2 += v * w2; s2_3 += v * w3; s2_4 += v * w4; s2_5 += v * w5; s2_6 += v * w6; s2_7 += v * w7
+                                    s2_8 += v * w8; s2_9 += v * w9; s2_10 += v * w10; s2_11 += v * w11; s2_12 += v * w12; s2_13 += v * w13; s2_14 += v * w14; s2_15 += v * w15
+                                    s2_16 += v * w16; s2_17 += v * w17; s2_18 += v * w18; s2_19 += v * w19; s2_20 += v * w20; s2_21 += v * w21; s2_22 += v * w22; s2_23 += v * w23
+                                    s2_24 += v * w24; s2_25 += v * w25; s2_26 += v * w26; s2_27 += v * w27; s2_28 += v * w28; s2_29 += v * w29; s2_30 += v * w30; s2_31 += v * w31
+                        if j + 0 < ow_:
+                            yo = y[n, i, j + 0, blk * 32:]
+                            yo[0] = s0_0; yo[1] = s0_1; yo[2] = s0_2; yo[3] = s0_3; yo[4] = s0_4; yo[5] = s0_5; yo[6] = s0_6; yo[7] = s0_7
+                            yo[8] = s0_8; yo[9] = s0_9; yo[10] = s0_10; yo[11] = s0_11; yo[12] = s0_12; yo[13] = s0_13; yo[14] = s0_14; yo[15] = s0_15
+                            yo[16] = s0_16; yo[17] = s0_17; yo[18] = s0_18; yo[19] = s0_19; yo[20] = s0_20; yo[21] = s0_21; yo[22] = s0_22; yo[23] = s0_23
+                            yo[24] = s0_24; yo[25] = s0_25; yo[26] = s0_26; yo[27] = s0_27; yo[28] = s0_28; yo[29] = s0_29; yo[30] = s0_30; yo[31] = s0_31
+                        if j + 1 < ow_:
+                            yo = y[n, i, j + 1, blk * 32:]
+                            yo[0] = s1_0; yo[1] = s1_1; yo[2] = s1_2; yo[3] = s1_3; yo[4] = s1_4; yo[5] = s1_5; yo[6] = s1_6; yo[7] = s1_7
+                            yo[8] = s1_8; yo[9] = s1_9; yo[10] = s1_10; yo[11] = s1_11; yo[12] = s1_12; yo[13] = s1_13; yo[14] = s1_14; yo[15] = s1_15
+                            yo[16] = s1_16; yo[17] = s1_17; yo[18] = s1_18; yo[19] = s1_19; yo[20] = s1_20; yo[21] = s1_21; yo[22] = s1_22; yo[23] = s1_23
+                            yo[24] = s1_24; yo[25] = s1_25; yo[26] = s1_26; yo[27] = s1_27; yo[28] = s1_28; yo[29] = s1_29; yo[30] = s1_30; yo[31] = s1_31
+                        if j + 2 < ow_:
+                            yo = y[n, i, j + 2, blk * 32:]
+                            yo[0] = s2_0; yo[1] = s2_1; yo[2] = s2_2; yo[3] = s2_3; yo[4] = s2_4; yo[5] = s2_5; yo[6] = s2_6; yo[7] = s2_7
+                            yo[8] = s2_8; yo[9] = s2_9; yo[10] = s2_10; yo[11] = s2_11; yo[12] = s2_12; yo[13] = s2_13; yo[14] = s2_14; yo[15] = s2_15
+                            yo[16] = s2_16; yo[17] = s2_17; yo[18] = s2_18; yo[19] = s2_19; yo[20] = s2_20; yo[21] = s2_21; yo[22] = s2_22; yo[23] = s2_23
+                            yo[24] = s2_24; yo[25] = s2_25; yo[26] = s2_26; yo[27] = s2_27; yo[28] = s2_28; yo[29] = s2_29; yo[30] = s2_30; yo[31] = s2_31
+
+
+@kernel(slp=True)
+def forward_r8b32(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
+    """8 output pixels of a row x 32 output channels per tile."""
+    n_, h_, w_, c_ = x.shape
+    nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_
+    oh_, ow_ = y.shape[1], y.shape[2]
+    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values
+    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for part in prange(chunks):
+        xp = np.zeros((hp, wp * c_), x.dtype)  # rows of (column, channel) values
+        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col * c_ + c] = xs[col - pw, c]
+            for blk in range(nb):  # one block's filters stay in L1 for the sample
+                for i in range(oh_):
+                    for j in range(0, ow_, 8):
+                        s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = s0_16 = s0_17 = s0_18 = s0_19 = s0_20 = s0_21 = s0_22 = s0_23 = s0_24 = s0_25 = s0_26 = s0_27 = s0_28 = s0_29 = s0_30 = s0_31 = zero
+                        s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = s1_16 = s1_17 = s1_18 = s1_19 = s1_20 = s1_21 = s1_22 = s1_23 = s1_24 = s1_25 = s1_26 = s1_27 = s1_28 = s1_29 = s1_30 = s1_31 = zero
+                        s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = s2_16 = s2_17 = s2_18 = s2_19 = s2_20 = s2_21 = s2_22 = s2_23 = s2_24 = s2_25 = s2_26 = s2_27 = s2_28 = s2_29 = s2_30 = s2_31 = zero
+                        s3_0 = s3_1 = s3_2 = s3_3 = s3_4 = s3_5 = s3_6 = s3_7 = s3_8 = s3_9 = s3_10 = s3_11 = s3_12 = s3_13 = s3_14 = s3_15 = s3_16 = s3_17 = s3_18 = s3_19 = s3_20 = s3_21 = s3_22 = s3_23 = s3_24 = s3_25 = s3_26 = s3_27 = s3_28 = s3_29 = s3_30 = s3_31 = zero
+                        s4_0 = s4_1 = s4_2 = s4_3 = s4_4 = s4_5 = s4_6 = s4_7 = s4_8 = s4_9 = s4_10 = s4_11 = s4_12 = s4_13 = s4_14 = s4_15 = s4_16 = s4_17 = s4_18 = s4_19 = s4_20 = s4_21 = s4_22 = s4_23 = s4_24 = s4_25 = s4_26 = s4_27 = s4_28 = s4_29 = s4_30 = s4_31 = zero
+                        s5_0 = s5_1 = s5_2 = s5_3 = s5_4 = s5_5 = s5_6 = s5_7 = s5_8 = s5_9 = s5_10 = s5_11 = s5_12 = s5_13 = s5_14 = s5_15 = s5_16 = s5_17 = s5_18 = s5_19 = s5_20 = s5_21 = s5_22 = s5_23 = s5_24 = s5_25 = s5_26 = s5_27 = s5_28 = s5_29 = s5_30 = s5_31 = zero
+                        s6_0 = s6_1 = s6_2 = s6_3 = s6_4 = s6_5 = s6_6 = s6_7 = s6_8 = s6_9 = s6_10 = s6_11 = s6_12 = s6_13 = s6_14 = s6_15 = s6_16 = s6_17 = s6_18 = s6_19 = s6_20 = s6_21 = s6_22 = s6_23 = s6_24 = s6_25 = s6_26 = s6_27 = s6_28 = s6_29 = s6_30 = s6_31 = zero
+                        s7_0 = s7_1 = s7_2 = s7_3 = s7_4 = s7_5 = s7_6 = s7_7 = s7_8 = s7_9 = s7_10 = s7_11 = s7_12 = s7_13 = s7_14 = s7_15 = s7_16 = s7_17 = s7_18 = s7_19 = s7_20 = s7_21 = s7_22 = s7_23 = s7_24 = s7_25 = s7_26 = s7_27 = s7_28 = s7_29 = s7_30 = s7_31 = zero
+                        for a in range(kh_):
+                            xr = xp[i * sh + a * dh]
+                            wa = wt[blk, a]
+                            for b in range(runs):
+                                wb = wa[b * run:]
+                                x0 = xr[((j + 0) * sw + b * dw) * c_:]
+                                x1 = xr[((j + 1) * sw + b * dw) * c_:]
+                                x2 = xr[((j + 2) * sw + b * dw) * c_:]
+                                x3 = xr[((j + 3) * sw + b * dw) * c_:]
+                                x4 = xr[((j + 4) * sw + b * dw) * c_:]
+                                x5 = xr[((j + 5) * sw + b * dw) * c_:]
+                                x6 = xr[((j + 6) * sw + b * dw) * c_:]
+                                x7 = xr[((j + 7) * sw + b * dw) * c_:]
+                                for q in range(run):
+                                    wq = wb[q]
+                                    w0 = wq[0]; w1 = wq[1]; w2 = wq[2]; w3 = wq[3]; w4 = wq[4]; w5 = wq[5]; w6 = wq[6]; w7 = wq[7]; w8 = wq[8]; w9 = wq[9]; w10 = wq[10]; w11 = wq[11]; w12 = wq[12]; w13 = wq[13]; w14 = wq[14]; w15 = wq[15]; w16 = wq[16]; w17 = wq[17]; w18 = wq[18]; w19 = wq[19]; w20 = wq[20]; w21 = wq[21]; w22 = wq[22]; w23 = wq[23]; w24 = wq[24]; w25 = wq[25]; w26 = wq[26]; w27 = wq[27]; w28 = wq[28]; w29 = wq[29]; w30 = wq[30]; w31 = wq[31]
+                                    v = x0[q]
+                                    s0_0 += v * w0; s0_1 += v * w1; s0_2 += v * w2; s0_3 += v * w3; s0_4 += v * w4; s0_5 += v * w5; s0_6 += v * w6; s0_7 += v * w7
+                                    s0_8 += v * w8; s0_9 += v * w9; s0_10 += v * w10; s0_11 += v * w11; s0_12 += v * w12; s0_13 += v * w13; s0_14 += v * w14; s0_15 += v * w15
+                                    s0_16 += v * w16; s0_17 += v * w17; s0_18 += v * w18; s0_19 += v * w19; s0_20 += v * w20; s0_21 += v * w21; s0_22 += v * w22; s0_23 += v * w23
+                                    s0_24 += v * w24; s0_25 += v * w25; s0_26 += v * w26; s0_27 += v * w27; s0_28 += v * w28; s0_29 += v * w29; s0_30 += v * w30; s0_31 += v * w31
+                                    v = x1[q]
+                                    s1_0 += v * w0; s1_1 += v * w1; s1_2 += v * w2; s1_3 += v * w3; s1_4 += v * w4; s1_5 += v * w5; s1_6 += v * w6; s1_7 += v * w7
+                                    s1_8 += v * w8; s1_9 += v * w9; s1_10 += v * w10; s1_11 += v * w11; s1_12 += v * w12; s1_13 += v * w13; s1_14 += v * w14; s1_15 += v * w15
+                                    s1_16 += v * w16; s1_17 += v * w17; s1_18 += v * w18; s1_19 += v * w19; s1_20 += v * w20; s1_21 += v * w21; s1_22 += v * w22; s1_23 += v * w23
+                                    s1_24 += v * w24; s1_25 += v * w25; s1_26 += v * w26; s1_27 += v * w27; s1_28 += v * w28; s1_29 += v * w29; s1_30 += v * w30; s1_31 += v * w31
+                                    v = x2[q]
+                                    s2_0 += v * w0; s2_1 += v * w1; s2_2 += v * w2; s2_3 += v * w3; s2_4 += v * w4; s2_5 += v * w5; s2_6 += v * w6; s2_7 += v * w7
+                                    s2_8 += v * w8; s2_9 += v * w9; s2_10 += v * w10; s2_11 += v * w11; s2_12 += v * w12; s2_13 += v * w13; s2_14 += v * w14; s2_15 += v * w15
+                                    s2_16 += v * w16; s2_17 += v * w17; s2_18 += v * w18; s2_19 += v * w19; s2_20 += v * w20; s2_21 += v * w21; s2_22 += v * w22; s2_23 += v * w23
+                                    s2_24 += v * w24; s2_25 += v * w25; s2_26 += v * w26; s2_27 += v * w27; s2_28 += v * w28; s2_29 += v * w29; s2_30 += v * w30; s2_31 += v * w31
+                                    v = x3[q]
+                                    s3_0 += v * w0; s3_1 += v * w1; s3_2 += v * w2; s3_3 += v * w3; s3_4 += v * w4; s3_5 += v * w5; s3_6 += v * w6; s3_7 += v * w7
+                                    s3_8 += v * w8; s3_9 += v * w9; s3_10 += v * w10; s3_11 += v * w11; s3_12 += v * w12; s3_13 += v * w13; s3_14 += v * w14; s3_15 += v * w15
+                                    s3_16 += v * w16; s3_17 += v * w17; s3_18 += v * w18; s3_19 += v * w19; s3_20 += v * w20; s3_21 += v * w21; s3_22 += v * w22; s3_23 += v * w23
+                                    s3_24 += v * w24; s3_25 += v * w25; s3_26 += v * w26; s3_27 += v * w27; s3_28 += v * w28; s3_29 += v * w29; s3_30 += v * w30; s3_31 += v * w31
+                                    v = x4[q]
+                                    s4_0 += v * w0; s4_1 += v * w1; s4_2 += v * w2; s4_3 += v * w3; s4_4 += v * w4; s4_5 += v * w5; s4_6 += v * w6; s4_7 += v * w7
+                                    s4_8 += v * w8; s4_9 += v * w9; s4_10 += v * w10; s4_11 += v * w11; s4_12 += v * w12; s4_13 += v * w13; s4_14 += v * w14; s4_15 += v * w15
+                                    s4_16 += v * w16; s4_17 += v * w17; s4_18 += v * w18; s4_19 += v * w19; s4_20 += v * w20; s4_21 += v * w21; s4_22 += v * w22; s4_23 += v * w23
+                                    s4_24 += v * w24; s4_25 += v * w25; s4_26 += v * w26; s4_27 += v * w27; s4_28 += v * w28; s4_29 += v * w29; s4_30 += v * w30; s4_31 += v * w31
+                                    v = x5[q]
+                                    s5_0 += v * w0; s5_1 += v * w1; s5_2 += v * w2; s5_3 += v * w3; s5_4 += v * w4; s5_5 += v * w5; s5_6 += v * w6; s5_7 += v * w7
+                                    s5_8 += v * w8; s5_9 += v * w9; s5_10 += v * w10; s5_11 += v * w11; s5_12 += v * w12; s5_13 += v * w13; s5_14 += v * w14; s5_15 += v * w15
+                                    s5_16 += v * w16; s5_17 += v * w17; s5_18 += v * w18; s5_19 += v * w19; s5_20 += v * w20; s5_21 += v * w21; s5_22 += v * w22; s5_23 += v * w23
+                                    s5_24 += v * w24; s5_25 += v * w25; s5_26 += v * w26; s5_27 += v * w27; s5_28 += v * w28; s5_29 += v * w29; s5_30 += v * w30; s5_31 += v * w31
+                                    v = x6[q]
+                                    s6_0 += v * w0; s6_1 += v * w1; s6_2 += v * w2; s6_3 += v * w3; s6_4 += v * w4; s6_5 += v * w5; s6_6 += v * w6; s6_7 += v * w7
+                                    s6_8 += v * w8; s6_9 += v * w9; s6_10 += v * w10; s6_11 += v * w11; s6_12 += v * w12; s6_13 += v * w13; s6_14 += v * w14; s6_15 += v * w15
+                                    s6_16 += v * w16; s6_17 += v * w17; s6_18 += v * w18; s6_19 += v * w19; s6_20 += v * w20; s6_21 += v * w21; s6_22 += v * w22; s6_23 += v * w23
+                                    s6_24 += v * w24; s6_25 += v * w25; s6_26 += v * w26; s6_27 += v * w27; s6_28 += v * w28; s6_29 += v * w29; s6_30 += v * w30; s6_31 += v * w31
+                                    v = x7[q]
+                                    s7_0 += v * w0; s7_1 += v * w1; s7_2 += v * w2; s7_3 += v * w3; s7_4 += v * w4; s7_5 += v * w5; s7_6 += v * w6; s7_7 += v * w7
+                                    s7_8 += v * w8; s7_9 += v * w9; s7_10 += v * w10; s7_11 += v * w11; s7_12 += v * w12; s7_13 += v * w13; s7_14 += v * w14; s7_15 += v * w15
+                                    s7_16 += v * w16; s7_17 += v * w17; s7_18 += v * w18; s7_19 += v * w19; s7_20 += v * w20; s7_21 += v * w21; s7_22 += v * w22; s7_23 += v * w23
+                                    s7_24 += v * w24; s7_25 += v * w25; s7_26 += v * w26; s7_27 += v * w27; s7_28 += v * w28; s7_29 += v * w29; s7_30 += v * w30; s7_31 += v * w31
+                        if j + 0 < ow_:
+                            yo = y[n, i, j + 0, blk * 32:]
+                            yo[0] = s0_0; yo[1] = s0_1; yo[2] = s0_2; yo[3] = s0_3; yo[4] = s0_4; yo[5] = s0_5; yo[6] = s0_6; yo[7] = s0_7
+                            yo[8] = s0_8; yo[9] = s0_9; yo[10] = s0_10; yo[11] = s0_11; yo[12] = s0_12; yo[13] = s0_13; yo[14] = s0_14; yo[15] = s0_15
+                            yo[16] = s0_16; yo[17] = s0_17; yo[18] = s0_18; yo[19] = s0_19; yo[20] = s0_20; yo[21] = s0_21; yo[22] = s0_22; yo[23] = s0_23
+                            yo[24] = s0_24; yo[25] = s0_25; yo[26] = s0_26; yo[27] = s0_27; yo[28] = s0_28; yo[29] = s0_29; yo[30] = s0_30; yo[31] = s0_31
+                        if j + 1 < ow_:
+                            yo = y[n, i, j + 1, blk * 32:]
+                            yo[0] = s1_0; yo[1] = s1_1; yo[2] = s1_2; yo[3] = s1_3; yo[4] = s1_4; yo[5] = s1_5; yo[6] = s1_6; yo[7] = s1_7
+                            yo[8] = s1_8; yo[9] = s1_9; yo[10] = s1_10; yo[11] = s1_11; yo[12] = s1_12; yo[13] = s1_13; yo[14] = s1_14; yo[15] = s1_15
+                            yo[16] = s1_16; yo[17] = s1_17; yo[18] = s1_18; yo[19] = s1_19; yo[20] = s1_20; yo[21] = s1_21; yo[22] = s1_22; yo[23] = s1_23
+                            yo[24] = s1_24; yo[25] = s1_25; yo[26] = s1_26; yo[27] = s1_27; yo[28] = s1_28; yo[29] = s1_29; yo[30] = s1_30; yo[31] = s1_31
+                        if j + 2 < ow_:
+                            yo = y[n, i, j + 2, blk * 32:]
+                            yo[0] = s2_0; yo[1] = s2_1; yo[2] = s2_2; yo[3] = s2_3; yo[4] = s2_4; yo[5] = s2_5; yo[6] = s2_6; yo[7] = s2_7
+                            yo[8] = s2_8; yo[9] = s2_9; yo[10] = s2_10; yo[11] = s2_11; yo[12] = s2_12; yo[13] = s2_13; yo[14] = s2_14; yo[15] = s2_15
+                            yo[16] = s2_16; yo[17] = s2_17; yo[18] = s2_18; yo[19] = s2_19; yo[20] = s2_20; yo[21] = s2_21; yo[22] = s2_22; yo[23] = s2_23
+                            yo[24] = s2_24; yo[25] = s2_25; yo[26] = s2_26; yo[27] = s2_27; yo[28] = s2_28; yo[29] = s2_29; yo[30] = s2_30; yo[31] = s2_31
+                        if j + 3 < ow_:
+                            yo = y[n, i, j + 3, blk * 32:]
+                            yo[0] = s3_0; yo[1] = s3_1; yo[2] = s3_2; yo[3] = s3_3; yo[4] = s3_4; yo[5] = s3_5; yo[6] = s3_6; yo[7] = s3_7
+                            yo[8] = s3_8; yo[9] = s3_9; yo[10] = s3_10; yo[11] = s3_11; yo[12] = s3_12; yo[13] = s3_13; yo[14] = s3_14; yo[15] = s3_15
+                            yo[16] = s3_16; yo[17] = s3_17; yo[18] = s3_18; yo[19] = s3_19; yo[20] = s3_20; yo[21] = s3_21; yo[22] = s3_22; yo[23] = s3_23
+                            yo[24] = s3_24; yo[25] = s3_25; yo[26] = s3_26; yo[27] = s3_27; yo[28] = s3_28; yo[29] = s3_29; yo[30] = s3_30; yo[31] = s3_31
+                        if j + 4 < ow_:
+                            yo = y[n, i, j + 4, blk * 32:]
+                            yo[0] = s4_0; yo[1] = s4_1; yo[2] = s4_2; yo[3] = s4_3; yo[4] = s4_4; yo[5] = s4_5; yo[6] = s4_6; yo[7] = s4_7
+                            yo[8] = s4_8; yo[9] = s4_9; yo[10] = s4_10; yo[11] = s4_11; yo[12] = s4_12; yo[13] = s4_13; yo[14] = s4_14; yo[15] = s4_15
+                            yo[16] = s4_16; yo[17] = s4_17; yo[18] = s4_18; yo[19] = s4_19; yo[20] = s4_20; yo[21] = s4_21; yo[22] = s4_22; yo[23] = s4_23
+                            yo[24] = s4_24; yo[25] = s4_25; yo[26] = s4_26; yo[27] = s4_27; yo[28] = s4_28; yo[29] = s4_29; yo[30] = s4_30; yo[31] = s4_31
+                        if j + 5 < ow_:
+                            yo = y[n, i, j + 5, blk * 32:]
+                            yo[0] = s5_0; yo[1] = s5_1; yo[2] = s5_2; yo[3] = s5_3; yo[4] = s5_4; yo[5] = s5_5; yo[6] = s5_6; yo[7] = s5_7
+                            yo[8] = s5_8; yo[9] = s5_9; yo[10] = s5_10; yo[11] = s5_11; yo[12] = s5_12; yo[13] = s5_13; yo[14] = s5_14; yo[15] = s5_15
+                            yo[16] = s5_16; yo[17] = s5_17; yo[18] = s5_18; yo[19] = s5_19; yo[20] = s5_20; yo[21] = s5_21; yo[22] = s5_22; yo[23] = s5_23
+                            yo[24] = s5_24; yo[25] = s5_25; yo[26] = s5_26; yo[27] = s5_27; yo[28] = s5_28; yo[29] = s5_29; yo[30] = s5_30; yo[31] = s5_31
+                        if j + 6 < ow_:
+                            yo = y[n, i, j + 6, blk * 32:]
+                            yo[0] = s6_0; yo[1] = s6_1; yo[2] = s6_2; yo[3] = s6_3; yo[4] = s6_4; yo[5] = s6_5; yo[6] = s6_6; yo[7] = s6_7
+                            yo[8] = s6_8; yo[9] = s6_9; yo[10] = s6_10; yo[11] = s6_11; yo[12] = s6_12; yo[13] = s6_13; yo[14] = s6_14; yo[15] = s6_15
+                            yo[16] = s6_16; yo[17] = s6_17; yo[18] = s6_18; yo[19] = s6_19; yo[20] = s6_20; yo[21] = s6_21; yo[22] = s6_22; yo[23] = s6_23
+                            yo[24] = s6_24; yo[25] = s6_25; yo[26] = s6_26; yo[27] = s6_27; yo[28] = s6_28; yo[29] = s6_29; yo[30] = s6_30; yo[31] = s6_31
+                        if j + 7 < ow_:
+                            yo = y[n, i, j + 7, blk * 32:]
+                            yo[0] = s7_0; yo[1] = s7_1; yo[2] = s7_2; yo[3] = s7_3; yo[4] = s7_4; yo[5] = s7_5; yo[6] = s7_6; yo[7] = s7_7
+                            yo[8] = s7_8; yo[9] = s7_9; yo[10] = s7_10; yo[11] = s7_11; yo[12] = s7_12; yo[13] = s7_13; yo[14] = s7_14; yo[15] = s7_15
+                            yo[16] = s7_16; yo[17] = s7_17; yo[18] = s7_18; yo[19] = s7_19; yo[20] = s7_20; yo[21] = s7_21; yo[22] = s7_22; yo[23] = s7_23
+                            yo[24] = s7_24; yo[25] = s7_25; yo[26] = s7_26; yo[27] = s7_27; yo[28] = s7_28; yo[29] = s7_29; yo[30] = s7_30; yo[31] = s7_31
+
+
+@kernel(slp=True)
+def forward_r8b16(x, wt, y, zero, sh, sw, dh, dw, ph, pw, hp, wp, chunks):
+    """8 output pixels of a row x 16 output channels per tile."""
+    n_, h_, w_, c_ = x.shape
+    nb, kh_, kw_ = wt.shape[0], wt.shape[1], wt.shape[2] // c_
+    oh_, ow_ = y.shape[1], y.shape[2]
+    # with dw = 1 a pixel's taps of one kernel row are one run of KW*C values
+    runs, run = (1, kw_ * c_) if dw == 1 else (kw_, c_)
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for part in prange(chunks):
+        xp = np.zeros((hp, wp * c_), x.dtype)  # rows of (column, channel) values
+        for n in range(part * n_ // chunks, (part + 1) * n_ // chunks):
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col * c_ + c] = xs[col - pw, c]
+            for blk in range(nb):  # one block's filters stay in L1 for the sample
+                for i in range(oh_):
+                    for j in range(0, ow_, 8):
+                        s0_0 = s0_1 = s0_2 = s0_3 = s0_4 = s0_5 = s0_6 = s0_7 = s0_8 = s0_9 = s0_10 = s0_11 = s0_12 = s0_13 = s0_14 = s0_15 = zero
+                        s1_0 = s1_1 = s1_2 = s1_3 = s1_4 = s1_5 = s1_6 = s1_7 = s1_8 = s1_9 = s1_10 = s1_11 = s1_12 = s1_13 = s1_14 = s1_15 = zero
+                        s2_0 = s2_1 = s2_2 = s2_3 = s2_4 = s2_5 = s2_6 = s2_7 = s2_8 = s2_9 = s2_10 = s2_11 = s2_12 = s2_13 = s2_14 = s2_15 = zero
+                        s3_0 = s3_1 = s3_2 = s3_3 = s3_4 = s3_5 = s3_6 = s3_7 = s3_8 = s3_9 = s3_10 = s3_11 = s3_12 = s3_13 = s3_14 = s3_15 = zero
+                        s4_0 = s4_1 = s4_2 = s4_3 = s4_4 = s4_5 = s4_6 = s4_7 = s4_8 = s4_9 = s4_10 = s4_11 = s4_12 = s4_13 = s4_14 = s4_15 = zero
+                        s5_0 = s5_1 = s5_2 = s5_3 = s5_4 = s5_5 = s5_6 = s5_7 = s5_8 = s5_9 = s5_10 = s5_11 = s5_12 = s5_13 = s5_14 = s5_15 = zero
+                        s6_0 = s6_1 = s6_2 = s6_3 = s6_4 = s6_5 = s6_6 = s6_7 = s6_8 = s6_9 = s6_10 = s6_11 = s6_12 = s6_13 = s6_14 = s6_15 = zero
+                        s7_0 = s7_1 = s7_2 = s7_3 = s7_4 = s7_5 = s7_6 = s7_7 = s7_8 = s7_9 = s7_10 = s7_11 = s7_12 = s7_13 = s7_14 = s7_15 = zero
+                        for a in range(kh_):
+                            xr = xp[i * sh + a * dh]
+                            wa = wt[blk, a]
+                            for b in range(runs):
+                                wb = wa[b * run:]
+                                x0 = xr[((j + 0) * sw + b * dw) * c_:]
+                                x1 = xr[((j + 1) * sw + b * dw) * c_:]
+                                x2 = xr[((j + 2) * sw + b * dw) * c_:]
+                                x3 = xr[((j + 3) * sw + b * dw) * c_:]
+                                x4 = xr[((j + 4) * sw + b * dw) * c_:]
+                                x5 = xr[((j + 5) * sw + b * dw) * c_:]
+                                x6 = xr[((j + 6) * sw + b * dw) * c_:]
+                                x7 = xr[((j + 7) * sw + b * dw) * c_:]
+                                for q in range(run):
+                                    wq = wb[q]
+                                    w0 = wq[0]; w1 = wq[1]; w2 = wq[2]; w3 = wq[3]; w4 = wq[4]; w5 = wq[5]; w6 = wq[6]; w7 = wq[7]; w8 = wq[8]; w9 = wq[9]; w10 = wq[10]; w11 = wq[11]; w12 = wq[12]; w13 = wq[13]; w14 = wq[14]; w15 = wq[15]
+                                    v = x0[q]
+                                    s0_0 += v * w0; s0_1 += v * w1; s0_2 += v * w2; s0_3 += v * w3; s0_4 += v * w4; s0_5 += v * w5; s0_6 += v * w6; s0_7 += v * w7
+                                    s0_8 += v * w8; s0_9 += v * w9; s0_10 += v * w10; s0_11 += v * w11; s0_12 += v * w12; s0_13 += v * w13; s0_14 += v * w14; s0_15 += v * w15
+                                    v = x1[q]
+                                    s1_0 += v * w0; s1_1 += v * w1; s1_2 += v * w2; s1_3 += v * w3; s1_4 += v * w4; s1_5 += v * w5; s1_6 += v * w6; s1_7 += v * w7
+                                    s1_8 += v * w8; s1_9 += v * w9; s1_10 += v * w10; s1_11 += v * w11; s1_12 += v * w12; s1_13 += v * w13; s1_14 += v * w14; s1_15 += v * w15
+                                    v = x2[q]
+                                    s2_0 += v * w0; s2_1 += v * w1; s2_2 += v * w2; s2_3 += v * w3; s2_4 += v * w4; s2_5 += v * w5; s2_6 += v * w6; s2_7 += v * w7
+                                    s2_8 += v * w8; s2_9 += v * w9; s2_10 += v * w10; s2_11 += v * w11; s2_12 += v * w12; s2_13 += v * w13; s2_14 += v * w14; s2_15 += v * w15
+                                    v = x3[q]
+                                    s3_0 += v * w0; s3_1 += v * w1; s3_2 += v * w2; s3_3 += v * w3; s3_4 += v * w4; s3_5 += v * w5; s3_6 += v * w6; s3_7 += v * w7
+                                    s3_8 += v * w8; s3_9 += v * w9; s3_10 += v * w10; s3_11 += v * w11; s3_12 += v * w12; s3_13 += v * w13; s3_14 += v * w14; s3_15 += v * w15
+                                    v = x4[q]
+                                    s4_0 += v * w0; s4_1 += v * w1; s4_2 += v * w2; s4_3 += v * w3; s4_4 += v * w4; s4_5 += v * w5; s4_6 += v * w6; s4_7 += v * w7
+                                    s4_8 += v * w8; s4_9 += v * w9; s4_10 += v * w10; s4_11 += v * w11; s4_12 += v * w12; s4_13 += v * w13; s4_14 += v * w14; s4_15 += v * w15
+                                    v = x5[q]
+                                    s5_0 += v * w0; s5_1 += v * w1; s5_2 += v * w2; s5_3 += v * w3; s5_4 += v * w4; s5_5 += v * w5; s5_6 += v * w6; s5_7 += v * w7
+                                    s5_8 += v * w8; s5_9 += v * w9; s5_10 += v * w10; s5_11 += v * w11; s5_12 += v * w12; s5_13 += v * w13; s5_14 += v * w14; s5_15 += v * w15
+                                    v = x6[q]
+                                    s6_0 += v * w0; s6_1 += v * w1; s6_2 += v * w2; s6_3 += v * w3; s6_4 += v * w4; s6_5 += v * w5; s6_6 += v * w6; s6_7 += v * w7
+                                    s6_8 += v * w8; s6_9 += v * w9; s6_10 += v * w10; s6_11 += v * w11; s6_12 += v * w12; s6_13 += v * w13; s6_14 += v * w14; s6_15 += v * w15
+                                    v = x7[q]
+                                    s7_0 += v * w0; s7_1 += v * w1; s7_2 += v * w2; s7_3 += v * w3; s7_4 += v * w4; s7_5 += v * w5; s7_6 += v * w6; s7_7 += v * w7
+                                    s7_8 += v * w8; s7_9 += v * w9; s7_10 += v * w10; s7_11 += v * w11; s7_12 += v * w12; s7_13 += v * w13; s7_14 += v * w14; s7_15 += v * w15
+                        if j + 0 < ow_:
+                            yo = y[n, i, j + 0, blk * 16:]
+                            yo[0] = s0_0; yo[1] = s0_1; yo[2] = s0_2; yo[3] = s0_3; yo[4] = s0_4; yo[5] = s0_5; yo[6] = s0_6; yo[7] = s0_7
+                            yo[8] = s0_8; yo[9] = s0_9; yo[10] = s0_10; yo[11] = s0_11; yo[12] = s0_12; yo[13] = s0_13; yo[14] = s0_14; yo[15] = s0_15
+                        if j + 1 < ow_:
+                            yo = y[n, i, j + 1, blk * 16:]
+                            yo[0] = s1_0; yo[1] = s1_1; yo[2] = s1_2; yo[3] = s1_3; yo[4] = s1_4; yo[5] = s1_5; yo[6] = s1_6; yo[7] = s1_7
+                            yo[8] = s1_8; yo[9] = s1_9; yo[10] = s1_10; yo[11] = s1_11; yo[12] = s1_12; yo[13] = s1_13; yo[14] = s1_14; yo[15] = s1_15
+                        if j + 2 < ow_:
+                            yo = y[n, i, j + 2, blk * 16:]
+                            yo[0] = s2_0; yo[1] = s2_1; yo[2] = s2_2; yo[3] = s2_3; yo[4] = s2_4; yo[5] = s2_5; yo[6] = s2_6; yo[7] = s2_7
+                            yo[8] = s2_8; yo[9] = s2_9; yo[10] = s2_10; yo[11] = s2_11; yo[12] = s2_12; yo[13] = s2_13; yo[14] = s2_14; yo[15] = s2_15
+                        if j + 3 < ow_:
+                            yo = y[n, i, j + 3, blk * 16:]
+                            yo[0] = s3_0; yo[1] = s3_1; yo[2] = s3_2; yo[3] = s3_3; yo[4] = s3_4; yo[5] = s3_5; yo[6] = s3_6; yo[7] = s3_7
+                            yo[8] = s3_8; yo[9] = s3_9; yo[10] = s3_10; yo[11] = s3_11; yo[12] = s3_12; yo[13] = s3_13; yo[14] = s3_14; yo[15] = s3_15
+                        if j + 4 < ow_:
+                            yo = y[n, i, j + 4, blk * 16:]
+                            yo[0] = s4_0; yo[1] = s4_1; yo[2] = s4_2; yo[3] = s4_3; yo[4] = s4_4; yo[5] = s4_5; yo[6] = s4_6; yo[7] = s4_7
+                            yo[8] = s4_8; yo[9] = s4_9; yo[10] = s4_10; yo[11] = s4_11; yo[12] = s4_12; yo[13] = s4_13; yo[14] = s4_14; yo[15] = s4_15
+                        if j + 5 < ow_:
+                            yo = y[n, i, j + 5, blk * 16:]
+                            yo[0] = s5_0; yo[1] = s5_1; yo[2] = s5_2; yo[3] = s5_3; yo[4] = s5_4; yo[5] = s5_5; yo[6] = s5_6; yo[7] = s5_7
+                            yo[8] = s5_8; yo[9] = s5_9; yo[10] = s5_10; yo[11] = s5_11; yo[12] = s5_12; yo[13] = s5_13; yo[14] = s5_14; yo[15] = s5_15
+                        if j + 6 < ow_:
+                            yo = y[n, i, j + 6, blk * 16:]
+                            yo[0] = s6_0; yo[1] = s6_1; yo[2] = s6_2; yo[3] = s6_3; yo[4] = s6_4; yo[5] = s6_5; yo[6] = s6_6; yo[7] = s6_7
+                            yo[8] = s6_8; yo[9] = s6_9; yo[10] = s6_10; yo[11] = s6_11; yo[12] = s6_12; yo[13] = s6_13; yo[14] = s6_14; yo[15] = s6_15
+                        if j + 7 < ow_:
+                            yo = y[n, i, j + 7, blk * 16:]
+                            yo[0] = s7_0; yo[1] = s7_1; yo[2] = s7_2; yo[3] = s7_3; yo[4] = s7_4; yo[5] = s7_5; yo[6] = s7_6; yo[7] = s7_7
+                            yo[8] = s7_8; yo[9] = s7_9; yo[10] = s7_10; yo[11] = s7_11; yo[12] = s7_12; yo[13] = s7_13; yo[14] = s7_14; yo[15] = s7_15
+
+
+@kernel(slp=True)
 def filters_r4b16(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):
     """4 input channels x 16 output channels per tile."""
     n_, h_, w_, c_ = x.shape
@@ -141,3 +451,147 @@ def filters_r4b16(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):
                                 p2[8] = s2_8; p2[9] = s2_9; p2[10] = s2_10; p2[11] = s2_11; p2[12] = s2_12; p2[13] = s2_13; p2[14] = s2_14; p2[15] = s2_15
                                 p3[0] = s3_0; p3[1] = s3_1; p3[2] = s3_2; p3[3] = s3_3; p3[4] = s3_4; p3[5] = s3_5; p3[6] = s3_6; p3[7] = s3_7
                                 p3[8] = s3_8; p3[9] = s3_9; p3[10] = s3_10; p3[11] = s3_11; p3[12] = s3_12; p3[13] = s3_13; p3[14] = s3_14; p3[15] = s3_15
+
+
+@kernel(slp=True)
+def filters_r8b32(x, gy, part, zero, sh, sw, dh, dw, ph, pw, hp, wp, band):
+    """8 input channels x 32 output channels per tile."""
+    n_, h_, w_, c_ = x.shape
+    oh_, ow_ = gy.shape[1], gy.shape[2]
+    groups, kh_, kw_, nb = part.shape[0], part.shape[1], part.shape[2], gy.shape[3]
+    h0, h1 = max(0, ph), min(hp, ph + h_)
+    v0, v1 = max(0, pw), min(wp, pw + w_)
+    for g in prange(groups):
+        xp = np.zeros((hp, wp, c_), x.dtype)
+        pg = part[g]
+        pg[:] = zero
+        for n in range(g * n_ // groups, (g + 1) * n_ // groups):
+            for h in range(h0, h1):
+                xs, xd = x[n, h - ph], xp[h]
+                for col in range(v0, v1):
+                    for c in range(c_):
+                        xd[col, c] = xs[col - pw, c]
+            # a band of output rows at a time: its gy and x rows stay in L1 while
+            # every tile passes over them (a tile's sums are loaded once per band)
+            for i0 in range(0, oh_, band):
+                for a in range(kh_):
+                    for b in range(kw_):
+                        for c0 in range(0, c_, 8):
+                            for blk in range(nb):
+                                p0 = pg[a, b, c0 + 0, blk]
+                                s0_0 = p0[0]; s0_1 = p0[1]; s0_2 = p0[2]; s0_3 = p0[3]; s0_4 = p0[4]; s0_5 = p0[5]; s0_6 = p0[6]; s0_7 = p0[7]
+                                s0_8 = p0[8]; s0_9 = p0[9]; s0_10 = p0[10]; s0_11 = p0[11]; s0_12 = p0[12]; s0_13 = p0[13]; s0_14 = p0[14]; s0_15 = p0[15]
+                                s0_16 = p0[16]; s0_17 = p0[17]; s0_18 = p0[18]; s0_19 = p0[19]; s0_20 = p0[20]; s0_21 = p0[21]; s0_22 = p0[22]; s0_23 = p0[23]
+                                s0_24 = p0[24]; s0_25 = p0[25]; s0_26 = p0[26]; s0_27 = p0[27]; s0_28 = p0[28]; s0_29 = p0[29]; s0_30 = p0[30]; s0_31 = p0[31]
+                                p1 = pg[a, b, c0 + 1, blk]
+                                s1_0 = p1[0]; s1_1 = p1[1]; s1_2 = p1[2]; s1_3 = p1[3]; s1_4 = p1[4]; s1_5 = p1[5]; s1_6 = p1[6]; s1_7 = p1[7]
+                                s1_8 = p1[8]; s1_9 = p1[9]; s1_10 = p1[10]; s1_11 = p1[11]; s1_12 = p1[12]; s1_13 = p1[13]; s1_14 = p1[14]; s1_15 = p1[15]
+                                s1_16 = p1[16]; s1_17 = p1[17]; s1_18 = p1[18]; s1_19 = p1[19]; s1_20 = p1[20]; s1_21 = p1[21]; s1_22 = p1[22]; s1_23 = p1[23]
+                                s1_24 = p1[24]; s1_25 = p1[25]; s1_26 = p1[26]; s1_27 = p1[27]; s1_28 = p1[28]; s1_29 = p1[29]; s1_30 = p1[30]; s1_31 = p1[31]
+                                p2 = pg[a, b, c0 + 2, blk]
+                                s2_0 = p2[0]; s2_1 = p2[1]; s2_2 = p2[2]; s2_3 = p2[3]; s2_4 = p2[4]; s2_5 = p2[5]; s2_6 = p2[6]; s2_7 = p2[7]
+                                s2_8 = p2[8]; s2_9 = p2[9]; s2_10 = p2[10]; s2_11 = p2[11]; s2_12 = p2[12]; s2_13 = p2[13]; s2_14 = p2[14]; s2_15 = p2[15]
+                                s2_16 = p2[16]; s2_17 = p2[17]; s2_18 = p2[18]; s2_19 = p2[19]; s2_20 = p2[20]; s2_21 = p2[21]; s2_22 = p2[22]; s2_23 = p2[23]
+                                s2_24 = p2[24]; s2_25 = p2[25]; s2_26 = p2[26]; s2_27 = p2[27]; s2_28 = p2[28]; s2_29 = p2[29]; s2_30 = p2[30]; s2_31 = p2[31]
+                                p3 = pg[a, b, c0 + 3, blk]
+                                s3_0 = p3[0]; s3_1 = p3[1]; s3_2 = p3[2]; s3_3 = p3[3]; s3_4 = p3[4]; s3_5 = p3[5]; s3_6 = p3[6]; s3_7 = p3[7]
+                                s3_8 = p3[8]; s3_9 = p3[9]; s3_10 = p3[10]; s3_11 = p3[11]; s3_12 = p3[12]; s3_13 = p3[13]; s3_14 = p3[14]; s3_15 = p3[15]
+                                s3_16 = p3[16]; s3_17 = p3[17]; s3_18 = p3[18]; s3_19 = p3[19]; s3_20 = p3[20]; s3_21 = p3[21]; s3_22 = p3[22]; s3_23 = p3[23]
+                                s3_24 = p3[24]; s3_25 = p3[25]; s3_26 = p3[26]; s3_27 = p3[27]; s3_28 = p3[28]; s3_29 = p3[29]; s3_30 = p3[30]; s3_31 = p3[31]
+                                p4 = pg[a, b, c0 + 4, blk]
+                                s4_0 = p4[0]; s4_1 = p4[1]; s4_2 = p4[2]; s4_3 = p4[3]; s4_4 = p4[4]; s4_5 = p4[5]; s4_6 = p4[6]; s4_7 = p4[7]
+                                s4_8 = p4[8]; s4_9 = p4[9]; s4_10 = p4[10]; s4_11 = p4[11]; s4_12 = p4[12]; s4_13 = p4[13]; s4_14 = p4[14]; s4_15 = p4[15]
+                                s4_16 = p4[16]; s4_17 = p4[17]; s4_18 = p4[18]; s4_19 = p4[19]; s4_20 = p4[20]; s4_21 = p4[21]; s4_22 = p4[22]; s4_23 = p4[23]
+                                s4_24 = p4[24]; s4_25 = p4[25]; s4_26 = p4[26]; s4_27 = p4[27]; s4_28 = p4[28]; s4_29 = p4[29]; s4_30 = p4[30]; s4_31 = p4[31]
+                                p5 = pg[a, b, c0 + 5, blk]
+                                s5_0 = p5[0]; s5_1 = p5[1]; s5_2 = p5[2]; s5_3 = p5[3]; s5_4 = p5[4]; s5_5 = p5[5]; s5_6 = p5[6]; s5_7 = p5[7]
+                                s5_8 = p5[8]; s5_9 = p5[9]; s5_10 = p5[10]; s5_11 = p5[11]; s5_12 = p5[12]; s5_13 = p5[13]; s5_14 = p5[14]; s5_15 = p5[15]
+                                s5_16 = p5[16]; s5_17 = p5[17]; s5_18 = p5[18]; s5_19 = p5[19]; s5_20 = p5[20]; s5_21 = p5[21]; s5_22 = p5[22]; s5_23 = p5[23]
+                                s5_24 = p5[24]; s5_25 = p5[25]; s5_26 = p5[26]; s5_27 = p5[27]; s5_28 = p5[28]; s5_29 = p5[29]; s5_30 = p5[30]; s5_31 = p5[31]
+                                p6 = pg[a, b, c0 + 6, blk]
+                                s6_0 = p6[0]; s6_1 = p6[1]; s6_2 = p6[2]; s6_3 = p6[3]; s6_4 = p6[4]; s6_5 = p6[5]; s6_6 = p6[6]; s6_7 = p6[7]
+                                s6_8 = p6[8]; s6_9 = p6[9]; s6_10 = p6[10]; s6_11 = p6[11]; s6_12 = p6[12]; s6_13 = p6[13]; s6_14 = p6[14]; s6_15 = p6[15]
+                                s6_16 = p6[16]; s6_17 = p6[17]; s6_18 = p6[18]; s6_19 = p6[19]; s6_20 = p6[20]; s6_21 = p6[21]; s6_22 = p6[22]; s6_23 = p6[23]
+                                s6_24 = p6[24]; s6_25 = p6[25]; s6_26 = p6[26]; s6_27 = p6[27]; s6_28 = p6[28]; s6_29 = p6[29]; s6_30 = p6[30]; s6_31 = p6[31]
+                                p7 = pg[a, b, c0 + 7, blk]
+                                s7_0 = p7[0]; s7_1 = p7[1]; s7_2 = p7[2]; s7_3 = p7[3]; s7_4 = p7[4]; s7_5 = p7[5]; s7_6 = p7[6]; s7_7 = p7[7]
+                                s7_8 = p7[8]; s7_9 = p7[9]; s7_10 = p7[10]; s7_11 = p7[11]; s7_12 = p7[12]; s7_13 = p7[13]; s7_14 = p7[14]; s7_15 = p7[15]
+                                s7_16 = p7[16]; s7_17 = p7[17]; s7_18 = p7[18]; s7_19 = p7[19]; s7_20 = p7[20]; s7_21 = p7[21]; s7_22 = p7[22]; s7_23 = p7[23]
+                                s7_24 = p7[24]; s7_25 = p7[25]; s7_26 = p7[26]; s7_27 = p7[27]; s7_28 = p7[28]; s7_29 = p7[29]; s7_30 = p7[30]; s7_31 = p7[31]
+                                for i in range(i0, min(oh_, i0 + band)):
+                                    xs = xp[i * sh + a * dh, b * dw::sw]  # the tap of each output column
+                                    gs = gy[n, i]
+                                    for j in range(ow_):
+                                        g0 = gs[j, blk, 0]; g1 = gs[j, blk, 1]; g2 = gs[j, blk, 2]; g3 = gs[j, blk, 3]; g4 = gs[j, blk, 4]; g5 = gs[j, blk, 5]; g6 = gs[j, blk, 6]; g7 = gs[j, blk, 7]; g8 = gs[j, blk, 8]; g9 = gs[j, blk, 9]; g10 = gs[j, blk, 10]; g11 = gs[j, blk, 11]; g12 = gs[j, blk, 12]; g13 = gs[j, blk, 13]; g14 = gs[j, blk, 14]; g15 = gs[j, blk, 15]; g16 = gs[j, blk, 16]; g17 = gs[j, blk, 17]; g18 = gs[j, blk, 18]; g19 = gs[j, blk, 19]; g20 = gs[j, blk, 20]; g21 = gs[j, blk, 21]; g22 = gs[j, blk, 22]; g23 = gs[j, blk, 23]; g24 = gs[j, blk, 24]; g25 = gs[j, blk, 25]; g26 = gs[j, blk, 26]; g27 = gs[j, blk, 27]; g28 = gs[j, blk, 28]; g29 = gs[j, blk, 29]; g30 = gs[j, blk, 30]; g31 = gs[j, blk, 31]
+                                        v = xs[j, c0 + 0]
+                                        s0_0 += v * g0; s0_1 += v * g1; s0_2 += v * g2; s0_3 += v * g3; s0_4 += v * g4; s0_5 += v * g5; s0_6 += v * g6; s0_7 += v * g7
+                                        s0_8 += v * g8; s0_9 += v * g9; s0_10 += v * g10; s0_11 += v * g11; s0_12 += v * g12; s0_13 += v * g13; s0_14 += v * g14; s0_15 += v * g15
+                                        s0_16 += v * g16; s0_17 += v * g17; s0_18 += v * g18; s0_19 += v * g19; s0_20 += v * g20; s0_21 += v * g21; s0_22 += v * g22; s0_23 += v * g23
+                                        s0_24 += v * g24; s0_25 += v * g25; s0_26 += v * g26; s0_27 += v * g27; s0_28 += v * g28; s0_29 += v * g29; s0_30 += v * g30; s0_31 += v * g31
+                                        v = xs[j, c0 + 1]
+                                        s1_0 += v * g0; s1_1 += v * g1; s1_2 += v * g2; s1_3 += v * g3; s1_4 += v * g4; s1_5 += v * g5; s1_6 += v * g6; s1_7 += v * g7
+                                        s1_8 += v * g8; s1_9 += v * g9; s1_10 += v * g10; s1_11 += v * g11; s1_12 += v * g12; s1_13 += v * g13; s1_14 += v * g14; s1_15 += v * g15
+                                        s1_16 += v * g16; s1_17 += v * g17; s1_18 += v * g18; s1_19 += v * g19; s1_20 += v * g20; s1_21 += v * g21; s1_22 += v * g22; s1_23 += v * g23
+                                        s1_24 += v * g24; s1_25 += v * g25; s1_26 += v * g26; s1_27 += v * g27; s1_28 += v * g28; s1_29 += v * g29; s1_30 += v * g30; s1_31 += v * g31
+                                        v = xs[j, c0 + 2]
+                                        s2_0 += v * g0; s2_1 += v * g1; s2_2 += v * g2; s2_3 += v * g3; s2_4 += v * g4; s2_5 += v * g5; s2_6 += v * g6; s2_7 += v * g7
+                                        s2_8 += v * g8; s2_9 += v * g9; s2_10 += v * g10; s2_11 += v * g11; s2_12 += v * g12; s2_13 += v * g13; s2_14 += v * g14; s2_15 += v * g15
+                                        s2_16 += v * g16; s2_17 += v * g17; s2_18 += v * g18; s2_19 += v * g19; s2_20 += v * g20; s2_21 += v * g21; s2_22 += v * g22; s2_23 += v * g23
+                                        s2_24 += v * g24; s2_25 += v * g25; s2_26 += v * g26; s2_27 += v * g27; s2_28 += v * g28; s2_29 += v * g29; s2_30 += v * g30; s2_31 += v * g31
+                                        v = xs[j, c0 + 3]
+                                        s3_0 += v * g0; s3_1 += v * g1; s3_2 += v * g2; s3_3 += v * g3; s3_4 += v * g4; s3_5 += v * g5; s3_6 += v * g6; s3_7 += v * g7
+                                        s3_8 += v * g8; s3_9 += v * g9; s3_10 += v * g10; s3_11 += v * g11; s3_12 += v * g12; s3_13 += v * g13; s3_14 += v * g14; s3_15 += v * g15
+                                        s3_16 += v * g16; s3_17 += v * g17; s3_18 += v * g18; s3_19 += v * g19; s3_20 += v * g20; s3_21 += v * g21; s3_22 += v * g22; s3_23 += v * g23
+                                        s3_24 += v * g24; s3_25 += v * g25; s3_26 += v * g26; s3_27 += v * g27; s3_28 += v * g28; s3_29 += v * g29; s3_30 += v * g30; s3_31 += v * g31
+                                        v = xs[j, c0 + 4]
+                                        s4_0 += v * g0; s4_1 += v * g1; s4_2 += v * g2; s4_3 += v * g3; s4_4 += v * g4; s4_5 += v * g5; s4_6 += v * g6; s4_7 += v * g7
+                                        s4_8 += v * g8; s4_9 += v * g9; s4_10 += v * g10; s4_11 += v * g11; s4_12 += v * g12; s4_13 += v * g13; s4_14 += v * g14; s4_15 += v * g15
+                                        s4_16 += v * g16; s4_17 += v * g17; s4_18 += v * g18; s4_19 += v * g19; s4_20 += v * g20; s4_21 += v * g21; s4_22 += v * g22; s4_23 += v * g23
+                                        s4_24 += v * g24; s4_25 += v * g25; s4_26 += v * g26; s4_27 += v * g27; s4_28 += v * g28; s4_29 += v * g29; s4_30 += v * g30; s4_31 += v * g31
+                                        v = xs[j, c0 + 5]
+                                        s5_0 += v * g0; s5_1 += v * g1; s5_2 += v * g2; s5_3 += v * g3; s5_4 += v * g4; s5_5 += v * g5; s5_6 += v * g6; s5_7 += v * g7
+                                        s5_8 += v * g8; s5_9 += v * g9; s5_10 += v * g10; s5_11 += v * g11; s5_12 += v * g12; s5_13 += v * g13; s5_14 += v * g14; s5_15 += v * g15
+                                        s5_16 += v * g16; s5_17 += v * g17; s5_18 += v * g18; s5_19 += v * g19; s5_20 += v * g20; s5_21 += v * g21; s5_22 += v * g22; s5_23 += v * g23
+                                        s5_24 += v * g24; s5_25 += v * g25; s5_26 += v * g26; s5_27 += v * g27; s5_28 += v * g28; s5_29 += v * g29; s5_30 += v * g30; s5_31 += v * g31
+                                        v = xs[j, c0 + 6]
+                                        s6_0 += v * g0; s6_1 += v * g1; s6_2 += v * g2; s6_3 += v * g3; s6_4 += v * g4; s6_5 += v * g5; s6_6 += v * g6; s6_7 += v * g7
+                                        s6_8 += v * g8; s6_9 += v * g9; s6_10 += v * g10; s6_11 += v * g11; s6_12 += v * g12; s6_13 += v * g13; s6_14 += v * g14; s6_15 += v * g15
+                                        s6_16 += v * g16; s6_17 += v * g17; s6_18 += v * g18; s6_19 += v * g19; s6_20 += v * g20; s6_21 += v * g21; s6_22 += v * g22; s6_23 += v * g23
+                                        s6_24 += v * g24; s6_25 += v * g25; s6_26 += v * g26; s6_27 += v * g27; s6_28 += v * g28; s6_29 += v * g29; s6_30 += v * g30; s6_31 += v * g31
+                                        v = xs[j, c0 + 7]
+                                        s7_0 += v * g0; s7_1 += v * g1; s7_2 += v * g2; s7_3 += v * g3; s7_4 += v * g4; s7_5 += v * g5; s7_6 += v * g6; s7_7 += v * g7
+                                        s7_8 += v * g8; s7_9 += v * g9; s7_10 += v * g10; s7_11 += v * g11; s7_12 += v * g12; s7_13 += v * g13; s7_14 += v * g14; s7_15 += v * g15
+                                        s7_16 += v * g16; s7_17 += v * g17; s7_18 += v * g18; s7_19 += v * g19; s7_20 += v * g20; s7_21 += v * g21; s7_22 += v * g22; s7_23 += v * g23
+                                        s7_24 += v * g24; s7_25 += v * g25; s7_26 += v * g26; s7_27 += v * g27; s7_28 += v * g28; s7_29 += v * g29; s7_30 += v * g30; s7_31 += v * g31
+                                p0[0] = s0_0; p0[1] = s0_1; p0[2] = s0_2; p0[3] = s0_3; p0[4] = s0_4; p0[5] = s0_5; p0[6] = s0_6; p0[7] = s0_7
+                                p0[8] = s0_8; p0[9] = s0_9; p0[10] = s0_10; p0[11] = s0_11; p0[12] = s0_12; p0[13] = s0_13; p0[14] = s0_14; p0[15] = s0_15
+                                p0[16] = s0_16; p0[17] = s0_17; p0[18] = s0_18; p0[19] = s0_19; p0[20] = s0_20; p0[21] = s0_21; p0[22] = s0_22; p0[23] = s0_23
+                                p0[24] = s0_24; p0[25] = s0_25; p0[26] = s0_26; p0[27] = s0_27; p0[28] = s0_28; p0[29] = s0_29; p0[30] = s0_30; p0[31] = s0_31
+                                p1[0] = s1_0; p1[1] = s1_1; p1[2] = s1_2; p1[3] = s1_3; p1[4] = s1_4; p1[5] = s1_5; p1[6] = s1_6; p1[7] = s1_7
+                                p1[8] = s1_8; p1[9] = s1_9; p1[10] = s1_10; p1[11] = s1_11; p1[12] = s1_12; p1[13] = s1_13; p1[14] = s1_14; p1[15] = s1_15
+                                p1[16] = s1_16; p1[17] = s1_17; p1[18] = s1_18; p1[19] = s1_19; p1[20] = s1_20; p1[21] = s1_21; p1[22] = s1_22; p1[23] = s1_23
+                                p1[24] = s1_24; p1[25] = s1_25; p1[26] = s1_26; p1[27] = s1_27; p1[28] = s1_28; p1[29] = s1_29; p1[30] = s1_30; p1[31] = s1_31
+                                p2[0] = s2_0; p2[1] = s2_1; p2[2] = s2_2; p2[3] = s2_3; p2[4] = s2_4; p2[5] = s2_5; p2[6] = s2_6; p2[7] = s2_7
+                                p2[8] = s2_8; p2[9] = s2_9; p2[10] = s2_10; p2[11] = s2_11; p2[12] = s2_12; p2[13] = s2_13; p2[14] = s2_14; p2[15] = s2_15
+                                p2[16] = s2_16; p2[17] = s2_17; p2[18] = s2_18; p2[19] = s2_19; p2[20] = s2_20; p2[21] = s2_21; p2[22] = s2_22; p2[23] = s2_23
+                                p2[24] = s2_24; p2[25] = s2_25; p2[26] = s2_26; p2[27] = s2_27; p2[28] = s2_28; p2[29] = s2_29; p2[30] = s2_30; p2[31] = s2_31
+                                p3[0] = s3_0; p3[1] = s3_1; p3[2] = s3_2; p3[3] = s3_3; p3[4] = s3_4; p3[5] = s3_5; p3[6] = s3_6; p3[7] = s3_7
+                                p3[8] = s3_8; p3[9] = s3_9; p3[10] = s3_10; p3[11] = s3_11; p3[12] = s3_12; p3[13] = s3_13; p3[14] = s3_14; p3[15] = s3_15
+                                p3[16] = s3_16; p3[17] = s3_17; p3[18] = s3_18; p3[19] = s3_19; p3[20] = s3_20; p3[21] = s3_21; p3[22] = s3_22; p3[23] = s3_23
+                                p3[24] = s3_24; p3[25] = s3_25; p3[26] = s3_26; p3[27] = s3_27; p3[28] = s3_28; p3[29] = s3_29; p3[30] = s3_30; p3[31] = s3_31
+                                p4[0] = s4_0; p4[1] = s4_1; p4[2] = s4_2; p4[3] = s4_3; p4[4] = s4_4; p4[5] = s4_5; p4[6] = s4_6; p4[7] = s4_7
+                                p4[8] = s4_8; p4[9] = s4_9; p4[10] = s4_10; p4[11] = s4_11; p4[12] = s4_12; p4[13] = s4_13; p4[14] = s4_14; p4[15] = s4_15
+                                p4[16] = s4_16; p4[17] = s4_17; p4[18] = s4_18; p4[19] = s4_19; p4[20] = s4_20; p4[21] = s4_21; p4[22] = s4_22; p4[23] = s4_23
+                                p4[24] = s4_24; p4[25] = s4_25; p4[26] = s4_26; p4[27] = s4_27; p4[28] = s4_28; p4[29] = s4_29; p4[30] = s4_30; p4[31] = s4_31
+                                p5[0] = s5_0; p5[1] = s5_1; p5[2] = s5_2; p5[3] = s5_3; p5[4] = s5_4; p5[5] = s5_5; p5[6] = s5_6; p5[7] = s5_7
+                                p5[8] = s5_8; p5[9] = s5_9; p5[10] = s5_10; p5[11] = s5_11; p5[12] = s5_12; p5[13] = s5_13; p5[14] = s5_14; p5[15] = s5_15
+                                p5[16] = s5_16; p5[17] = s5_17; p5[18] = s5_18; p5[19] = s5_19; p5[20] = s5_20; p5[21] = s5_21; p5[22] = s5_22; p5[23] = s5_23
+                                p5[24] = s5_24; p5[25] = s5_25; p5[26] = s5_26; p5[27] = s5_27; p5[28] = s5_28; p5[29] = s5_29; p5[30] = s5_30; p5[31] = s5_31
+                                p6[0] = s6_0; p6[1] = s6_1; p6[2] = s6_2; p6[3] = s6_3; p6[4] = s6_4; p6[5] = s6_5; p6[6] = s6_6; p6[7] = s6_7
+                                p6[8] = s6_8; p6[9] = s6_9; p6[10] = s6_10; p6[11] = s6_11; p6[12] = s6_12; p6[13] = s6_13; p6[14] = s6_14; p6[15] = s6_15
+                                p6[16] = s6_16; p6[17] = s6_17; p6[18] = s6_18; p6[19] = s6_19; p6[20] = s6_20; p6[21] = s6_21; p6[22] = s6_22; p6[23] = s6_23
+                                p6[24] = s6_24; p6[25] = s6_25; p6[26] = s6_26; p6[27] = s6_27; p6[28] = s6_28; p6[29] = s6_29; p6[30] = s6_30; p6[31] = s6_31
+                                p7[0] = s7_0; p7[1] = s7_1; p7[2] = s7_2; p7[3] = s7_3; p7[4] = s7_4; p7[5] = s7_5; p7[6] = s7_6; p7[7] = s7_7
+                                p7[8] = s7_8; p7[9] = s7_9; p7[10] = s7_10; p7[11] = s7_11; p7[12] = s7_12; p7[13] = s7_13; p7[14] = s7_14; p7[15] = s7_15
+                                p7[16] = s7_16; p7[17] = s7_17; p7[18] = s7_18; p7[19] = s7_19; p7[20] = s7_20; p7[21] = s7_21; p7[22] = s7_22; p7[23] = s7_23
+                                p7[24] = s7_24; p7[25] = s7_25; p7[26] = s7_26; p7[27] = s7_27; p7[28] = s7_28; p7[29] = s7_29; p7[30] = s7_30; p7[31] = s7_31

@@ -5,7 +5,9 @@ thin (ResNet-20's first stage: M = 131,072 rows, K = 144, N = 16), and OpenBLAS 
 such shapes at a third of its square-GEMM speed, after im2col has written and read a
 75 MB column matrix. Here the taps are read straight from ``x`` and each tile keeps
 R output pixels x B output channels of partial sums in vector registers (the tiles,
-``kernels.conv._tiles``, are written by ``tools/gen_tiles.py``). On this 2-core machine the
+``kernels.conv._tiles``, are written by ``tools/gen_tiles.py``; ``kernels.plan`` picks one
+per layer from the table of the host's vector ISA: r4b16 or r3b32 with AVX2, r8b32 or
+r8b16 with AVX-512, and for the filter gradient r4b16 or r8b32). On this 2-core machine the
 forward of 3x3 layers at batch 128 ran at 130 (16 channels, 32x32) to 160 GFLOP/s
 (32-64 channels) alone, against 45-65 and 95-125 for im2col + OpenBLAS; the filter
 gradient at 105-125 (``bench/direct.py`` compares the two paths per layer shape).
@@ -36,10 +38,8 @@ import math
 
 import numpy as np
 
-from dojang.kernels import alloc, compile
+from dojang.kernels import alloc, compile, plan
 from dojang.kernels.conv import _tiles
-from dojang.kernels.plan import TILE_B as _B
-from dojang.kernels.plan import TILE_R as _R
 
 # The filter gradient passes over bands of rows whose x and gy fit in L1 (32 KiB per
 # core here). The tile shapes and where these kernels run are ``kernels.plan``'s.
@@ -69,34 +69,39 @@ def _padded(k2, out_shape, geometry, tile: int = 1):
             (-(-out_shape[2] // tile) * tile - 1) * sw + (k2[1] - 1) * dw + 1)
 
 
-def forward(x, w, y, strides, dilations, pads) -> None:
+def forward(x, w, y, strides, dilations, pads, tile=None) -> None:
     """Fill ``y`` (N, *O, C_out) with the correlation of ``x`` (N, *S, C) and ``w``
     (*K, C, C_out); ``pads`` are (before, after) zero paddings per spatial dim (only
-    the before sides are read: ``y``'s shape says where the outputs end)."""
+    the before sides are read: ``y``'s shape says where the outputs end). ``tile``:
+    (R, B) of one of ``_tiles``' forward tiles (default: ``kernels.plan``'s choice)."""
     c_in, c_out = w.shape[-2], w.shape[-1]
+    x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
+    r, b = tile or plan.forward_tile(w.shape, y2.shape[2], x.itemsize)
     k2, geometry = _geometry(w.shape[:-2], strides, dilations, pads)
     # (C_out/B, KH, KW*C, B): the filters of one block of B output channels, innermost
-    wt = np.ascontiguousarray(w.reshape(k2 + (c_in, c_out // _B, _B)).transpose(3, 0, 1, 2, 4))
-    x2, y2 = _as2d(np.ascontiguousarray(x)), _as2d(y)
+    wt = np.ascontiguousarray(w.reshape(k2 + (c_in, c_out // b, b)).transpose(3, 0, 1, 2, 4))
     chunks = min(x.shape[0], compile.threads()) if x.shape[0] > 1 else 1
-    run = _tiles.forward_r4b16.sized(chunks, y.size * math.prod(w.shape[:-1]))
-    run(x2, wt.reshape(wt.shape[:2] + (-1, _B)), y2, x.dtype.type(0), *geometry,
-        *_padded(k2, y2.shape, geometry, _R), chunks)
+    run = getattr(_tiles, f"forward_r{r}b{b}").sized(chunks, y.size * math.prod(w.shape[:-1]))
+    run(x2, wt.reshape(wt.shape[:2] + (-1, b)), y2, x.dtype.type(0), *geometry,
+        *_padded(k2, y2.shape, geometry, r), chunks)
 
 
-def filters(x, gy, w_shape, strides, dilations, pads):
-    """The filter gradient (``w_shape``) of the correlation of ``x`` that gave ``gy``."""
+def filters(x, gy, w_shape, strides, dilations, pads, tile=None):
+    """The filter gradient (``w_shape``) of the correlation of ``x`` that gave ``gy``;
+    ``tile``: (RC, B) of one of ``_tiles``' filter tiles (default: ``kernels.plan``'s)."""
     c_in, c_out = w_shape[-2], w_shape[-1]
+    rc, b = tile or plan.filters_tile(w_shape)
     k2, geometry = _geometry(w_shape[:-2], strides, dilations, pads)
     x2, g2 = _as2d(np.ascontiguousarray(x)), _as2d(np.ascontiguousarray(gy))
     hp, wp = _padded(k2, g2.shape, geometry)
     # Each group of samples is summed by one thread, then the groups in order: the
     # grouping follows from the batch size, not the thread count (deterministic sums).
-    part = alloc.empty((min(x.shape[0], _GROUPS),) + k2 + (c_in, c_out // _B, _B), gy.dtype)
+    part = alloc.empty((min(x.shape[0], _GROUPS),) + k2 + (c_in, c_out // b, b), gy.dtype)
     # rows of gy per band: the band's gy and x rows should fit in L1
     row = (g2.shape[2] * c_out + geometry[0] * wp * c_in) * x.itemsize
     band = max(1, _L1_BYTES // row)
-    run = _tiles.filters_r4b16.sized(part.shape[0], gy.size * math.prod(w_shape[:-1]))
-    run(x2, g2.reshape(g2.shape[:3] + (-1, _B)), part, x.dtype.type(0), *geometry, hp, wp,
+    run = getattr(_tiles, f"filters_r{rc}b{b}").sized(part.shape[0],
+                                                       gy.size * math.prod(w_shape[:-1]))
+    run(x2, g2.reshape(g2.shape[:3] + (-1, b)), part, x.dtype.type(0), *geometry, hp, wp,
         band)
     return np.add.reduce(part, axis=0).reshape(w_shape)  # the groups in order

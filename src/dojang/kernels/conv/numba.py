@@ -197,7 +197,7 @@ def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
 def filter_grad(x, gy, w_shape, strides, dilations, pads, groups: int):
     """The filter gradient from ``x`` and ``gy``: the direct kernel, on ``x`` with its
     channels padded with zeros to whole tiles (``plan.filter_channels``) if need be."""
-    c_in, c_pad = x.shape[-1], plan.filter_channels(x.shape[-1])
+    c_in, c_pad = x.shape[-1], plan.filter_channels(w_shape)
     if c_pad == c_in:
         return direct.filters(x, gy, w_shape, strides, dilations, pads)
     xp = alloc.zeros(x.shape[:-1] + (c_pad,), x.dtype)
