@@ -21,7 +21,9 @@ For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it dec
 The rules here are also the ``usable`` rules of the compiled variants in
 ``dojang.kernels.registry`` (so what runs and what the plan says cannot drift apart), and
 ``plan(layer, input_shape)`` prints them for a layer (the module itself is callable as
-``dj.kernels.plan(layer, input_shape)``):
+``dj.kernels.plan(layer, input_shape)``). The module is over 500 lines because it is that
+one place: every path's rule (direct, Winograd, depthwise, 1x1, im2col) sits beside the
+others it is weighed against.
 
 Example:
     >>> import dojang as dj
