@@ -30,7 +30,6 @@ import common  # noqa: E402  (sets the thread count before NumPy loads)
 import numpy as np  # noqa: E402
 
 import dojang as dj  # noqa: E402
-from dojang.kernels import plan  # noqa: E402
 from dojang.kernels.conv import reference as kc  # noqa: E402
 from dojang.kernels.conv import winograd  # noqa: E402
 
@@ -105,7 +104,7 @@ def main() -> None:
     print(f"3x3 stride-1 convs, ms ({what} of {args.windows} alternating windows, "
           f"{common.THREADS} thread(s)): planned "
           "without Winograd -> F(4x4,3x3) [F(2x2,3x3)]; >1x: Winograd faster; * the plan's "
-          f"pick (C_in, C_out >= {plan.MIN_WINOGRAD_CHANNELS})")
+          "pick (none unless forced)")
     for n, h, c, co in SHAPES:
         cells = []
         for name, (off, f4, f2, picked) in timings(n, h, c, co, args.windows, stat).items():

@@ -154,16 +154,14 @@ def filter_channels(w_shape) -> int:
     return -(-w_shape[-2] // rc) * rc
 
 
-# Where Winograd F(4x4, 3x3) beats the direct kernel and im2col (``bench/winograd.py
-# --best``, alternating, on the AVX2 2-core host under load; the table is in
-# ``kernels/conv/winograd.py``). Its 36 GEMMs have C_in as their inner dimension and
-# C_out as their width: with 16 or 32 channels the tile transforms cost more than the
-# multiplications they save (0.2-0.8x). From 64 channels it measured 1.3-2.2x faster on
-# one thread at every size, but on two threads only from 32x32 outputs (1.5-2.7x
-# forward, 1.5-4.9x input gradient): below that (8x8, 16x16) each of its many small
-# two-thread OpenBLAS calls pays a thread wake-up, and it measured 0.65-1.0x there.
-MIN_WINOGRAD_CHANNELS = 64
-MIN_WINOGRAD_SIDE = 32
+# Winograd F(4x4, 3x3) (``kernels/conv/winograd.py``, its docstring has the tables) is
+# not planned on any host yet: on the AVX2 2-core host it measured 1.3-2.2x faster than
+# the old 4x16 direct tiles on one thread from 64 channels, and 1.2-2.7x on two threads
+# from 32x32 outputs under load, but against the per-ISA tiles in a quieter window
+# (``bench/winograd.py --best``, load average 1.5) 0.87x / 0.88x (forward / input
+# gradient) at 32x32, 64 -> 64 and 0.95x / 0.97x at 16x16, 128 -> 128: its 36 separate
+# two-thread OpenBLAS GEMMs per chunk cost a thread wake-up each. It runs where
+# ``dojang.config.kernels("winograd")`` forces it.
 
 Pads = Sequence[tuple[int, int]]
 
@@ -244,17 +242,12 @@ def winograd_applies(x, w_shape, strides, dilations, groups: int, *others) -> bo
             and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
 
 
-def winograd_forward(x, w_shape, out, strides, dilations, groups: int, *others) -> bool:
-    """True when Winograd takes this correlation (``out``: the output's spatial sizes):
-    where it applies, C_in and C_out >= 64 and both output sides >= 32; inside
-    ``dojang.config.kernels("winograd")`` wherever it applies, and never inside another
-    forced variant."""
-    forced = get_kernel_variant()
-    if forced not in (None, "winograd") or not winograd_applies(x, w_shape, strides,
-                                                                dilations, groups, *others):
-        return False
-    return forced == "winograd" or (
-        min(w_shape[-2:]) >= MIN_WINOGRAD_CHANNELS and min(out) >= MIN_WINOGRAD_SIDE)
+def winograd_forward(x, w_shape, strides, dilations, groups: int, *others) -> bool:
+    """True when Winograd takes this correlation: inside
+    ``dojang.config.kernels("winograd")``, wherever it applies (the planner picks it
+    nowhere by itself, see ``kernels/conv/winograd.py``)."""
+    return get_kernel_variant() == "winograd" and winograd_applies(
+        x, w_shape, strides, dilations, groups, *others)
 
 
 def fused_bias_relu(y) -> bool:
@@ -324,8 +317,7 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
         hi - lo == o for (lo, hi), o in zip(parts[0][1], out, strict=True))
     if not whole or groups * total > get_im2col_budget():
         return False
-    if get_kernel_variant() == "winograd" and winograd_forward(x, w.shape, out, strides,
-                                                                dilations, groups, w):
+    if winograd_forward(x, w.shape, strides, dilations, groups, w):
         return False  # forced: the forward is Winograd's wherever it applies
     return not (direct_forward(x, w.shape, groups, w)
                 and direct_filters(x, x, w.shape, groups))
@@ -350,8 +342,7 @@ def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) 
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
                 and compiled_im2col(gy, r, groups)
                 and not direct_forward(gy, flipped, groups, w)
-                and not winograd_forward(gy, flipped, x_shape[1:-1], strides, dilations,
-                                         groups, w)
+                and not winograd_forward(gy, flipped, strides, dilations, groups, w)
                 and window_output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
                 == gy.shape[1:-1])
     if not widening and all(s == 1 for s in strides):
@@ -430,14 +421,10 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         forward = "im2col"
         reasons.append("training: im2col columns kept for the filter gradient (they fit "
                        "the budget and the direct kernels do not take both passes)")
-    elif winograd_forward(x, w.shape, out, strides, dilations, groups, w):
+    elif winograd_forward(x, w.shape, strides, dilations, groups, w):
         forward = "winograd"
-        reasons.append(f"3x3, stride 1, C_in = {c_in}, C_out = {c_out} >= "
-                       f"{MIN_WINOGRAD_CHANNELS}, output {'x'.join(map(str, out))} (sides >= "
-                       f"{MIN_WINOGRAD_SIDE}): Winograd F(4x4, 3x3), 4x fewer "
-                       "multiplications, measured faster than direct and im2col"
-                       + (" (forced: kernels('winograd'))"
-                          if get_kernel_variant() == "winograd" else ""))
+        reasons.append("3x3, stride 1, one group: Winograd F(4x4, 3x3), 4x fewer "
+                       "multiplications (forced: kernels('winograd'))")
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
         reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {t.max_c_out}, one group, rank "
@@ -455,8 +442,8 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
     flipped = w.shape[:rank] + (c_out, w.shape[-2])
     if path == "correlation":
-        path += (" (winograd)" if winograd_forward(gy, flipped, x.shape[1:-1], (1,) * rank,
-                                                   dilations, groups, w)
+        path += (" (winograd)" if winograd_forward(gy, flipped, (1,) * rank, dilations,
+                                                   groups, w)
                  else " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)")
     if path == "col2im":
         why = ("stride > 1" if any(s > 1 for s in strides) else

@@ -41,11 +41,12 @@ inside the oracle suite's float32 bound (1e-4 of the output's scale); float64 st
 near 1e-15. F(2x2, 3x3) keeps the direct sum's accuracy but was slower than F(4x4) on
 every layer the plan gives Winograd (its GEMMs do 1.8x the work, over 1.8x more
 transformed data): on one thread 22.2, 144.8 and 61.6 ms against 16.5, 101.7 and 44.7
-on the three wide layers below. So the plan uses F(4x4, 3x3).
+on the three wide layers below. So the variant uses F(4x4, 3x3).
 
 Speed against the plan's other paths (direct kernel or im2col), ``bench/winograd.py
 --best``: alternating, best of 9 windows, on the AVX2 host shared with other work (load
-average 7-9 on its 2 cores), forward / input gradient; two threads in two runs:
+average 7-9 on its 2 cores), against the 4x16 direct tiles from before the per-ISA
+tiles, forward / input gradient; two threads in two runs:
 
 ========================  ===============  ==============================
 layer (batch)             one thread       two threads
@@ -64,20 +65,22 @@ the 36 GEMMs of a chunk are 36 OpenBLAS calls, and each wakes OpenBLAS's threads
 7.7 ms instead of 1.75 ms, and the 16x16 128-channel forward measured 0.8x in another
 alternating run; with OpenBLAS's default spinning, its spinning threads take the cores
 from the transforms' threads on a busy machine instead (ResNet-20 training measured
-0.69x with the 8x8 layers on Winograd). Two threads gained in every run only from 32x32
-outputs on. Hence the plan's rule: C_in and C_out >= 64, output sides >= 32
-(``kernels.plan.MIN_WINOGRAD_CHANNELS``, ``MIN_WINOGRAD_SIDE``). A GEMM inside the
-transforms' own parallel region (no OpenBLAS call per t) would lift the second limit.
+0.69x with the 8x8 layers on Winograd). After the direct kernels got their per-ISA
+register tiles, in a quieter window (load average 1.5, two threads, best of 9) it
+measured 0.87x / 0.88x at 32x32, 64 -> 64, 0.95x / 0.97x at 16x16, 128 -> 128 and
+1.00x / 1.03x at 16x16, 64 -> 64. So ``kernels.plan`` picks it nowhere by itself yet; a
+GEMM inside the transforms' own parallel region (no OpenBLAS call per t) is what would
+let it pay on two threads.
 
 A non-finite input spoils its whole output tile (the transforms mix the tile), where
 the direct sum spoils only the outputs whose window holds it.
 
 The stride-1 input gradient is a correlation of ``gy`` with the flipped filters
-(``conv.reference._full_correlation``), so it runs here too where the plan takes it.
+(``conv.reference._full_correlation``), so it runs here too when forced.
 
-Registered as the ``"winograd"`` variant of ``"conv.correlate"``; ``kernels.plan``
-(``winograd_forward``) says where it runs, and ``dojang.config.kernels("winograd")``
-forces it wherever it applies (the NumPy reference elsewhere).
+Registered as the ``"winograd"`` variant of ``"conv.correlate"``; it runs where
+``dojang.config.kernels("winograd")`` forces it, wherever it applies (the NumPy
+reference elsewhere), and ``kernels.plan`` (``winograd_forward``) names it then.
 """
 
 from __future__ import annotations
@@ -243,7 +246,7 @@ def forward(x, w, y, pads, m: int = 4) -> None:
 
 @register("conv.correlate", variant="winograd", priority=2,
           usable=lambda x, w, y, strides, dilations, pads, groups:
-          plan.winograd_forward(x, w.shape, y.shape[1:-1], strides, dilations, groups, w, y))
+          plan.winograd_forward(x, w.shape, strides, dilations, groups, w, y))
 def correlate(x, w, y, strides, dilations, pads, groups: int) -> None:
     """Fill ``y`` with the correlation of ``x`` and ``w``: Winograd F(4x4, 3x3)."""
     forward(x, w, y, pads)
