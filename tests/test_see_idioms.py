@@ -126,12 +126,17 @@ def test_keras_book_feature_map_idiom():
     feature_maps = conv_acti.predict(inputs[0:1])
     assert feature_maps.shape == (1, 28, 28, 32)
     expected = viz.layer_output(model, model.layers[0], inputs[0:1]).numpy()
-    np.testing.assert_allclose(feature_maps, expected, rtol=1e-6)
+    # predict and the probe may take different kernels: equal to float32 rounding of the
+    # output's scale (1e-6, as the oracle suite)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(feature_maps, expected, rtol=1e-5, atol=1e-6 * scale)
     # the extractor shares the weights: changing the model's kernel changes its maps
     model.layers[0].kernel.data[...] *= 2
-    np.testing.assert_allclose(conv_acti.predict(inputs[0:1]),
+    doubled = conv_acti.predict(inputs[0:1])
+    assert np.abs(doubled - feature_maps).max() > 1e-3 * scale
+    np.testing.assert_allclose(doubled,
                                viz.layer_output(model, model.layers[0], inputs[0:1]).numpy(),
-                               rtol=1e-6)
+                               rtol=1e-5, atol=2e-6 * scale)
     second = dj.Model(model.input, model.layers[2].output)
     assert second.predict(inputs).shape == (2, 14, 14, 64)
     both = dj.Model(model.input, [model.layers[0].output, model.layers[2].output])

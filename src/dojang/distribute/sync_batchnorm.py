@@ -58,7 +58,7 @@ class _SyncBatchNormTrain(BatchNormTrain):
             gx += lay.tile(scale * s1 / -m)
             _add_product(gx, gyw, lay.tile(scale))
             gx = lay.unmatrix(gx)
-        return (gx, *self._param_grads(gy_sum, gy_xhat_sum))
+        return self._grads(gx, None, gy_sum, gy_xhat_sum)
 
 
 class SyncBatchNormalization(BatchNormalization):
