@@ -212,8 +212,9 @@ def wait_for_idle(exclude_pids=(), max_wait: float | None = None) -> tuple[bool,
 
 # ---------------------------------------------------------------------------- timing
 class Timing(dict):
-    """name -> median seconds per step, with ``windows``, ``busy`` (windows that started
-    on a busy CPU, all names together) and ``idle`` (the idle fraction before each window)."""
+    """name -> median (or ``alternate``'s ``stat``) seconds per step, with ``windows``,
+    ``busy`` (windows that started on a busy CPU, all names together) and ``idle`` (the
+    idle fraction before each window)."""
 
     def __init__(self, medians: dict, windows: int, idle: list):
         super().__init__(medians)
@@ -226,11 +227,13 @@ class Timing(dict):
         return self.busy == 0
 
 
-def alternate(window_fns: dict, windows: int, exclude_pids=()) -> Timing:
+def alternate(window_fns: dict, windows: int, exclude_pids=(),
+              stat=statistics.median) -> Timing:
     """Run each ``window_fns[name]()`` (one timed window, returns seconds per step) in turn.
 
     The order reverses every other round, so no framework always follows the same one.
-    Each window waits for an idle CPU first (see ``wait_for_idle``).
+    Each window waits for an idle CPU first (see ``wait_for_idle``). ``stat`` summarises
+    a name's windows (the median; ``min`` for the least disturbed one).
     """
     samples = {name: [] for name in window_fns}
     idle = []
@@ -239,7 +242,7 @@ def alternate(window_fns: dict, windows: int, exclude_pids=()) -> Timing:
         for name in names:
             idle.append(wait_for_idle(exclude_pids))
             samples[name].append(window_fns[name]())
-    return Timing({n: statistics.median(v) for n, v in samples.items()}, len(idle), idle)
+    return Timing({n: stat(v) for n, v in samples.items()}, len(idle), idle)
 
 
 def local_window(fn, steps: int, sync=None, clock=time.perf_counter):
@@ -256,13 +259,14 @@ def local_window(fn, steps: int, sync=None, clock=time.perf_counter):
 
 
 def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
-                     sync=None, clock=time.perf_counter) -> Timing:
+                     sync=None, clock=time.perf_counter, stat=statistics.median) -> Timing:
     """Time each step callable ``steps`` times per window, alternating; median seconds/step.
 
     ``sync``: called after the warm-up and to end each window (a GPU's device
     synchronisation, so that queued work is inside the window that launched it).
     ``clock``: ``time.process_time`` counts this process's CPU seconds instead of wall
-    seconds (on one thread, what other processes' load changes least).
+    seconds (on one thread, what other processes' load changes least). ``stat``: what
+    summarises a callable's windows (``min``: the least disturbed one, for a busy machine).
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -270,7 +274,7 @@ def time_alternating(fns: dict, steps: int, windows: int = 5, warmup: int = 2,
     if sync is not None:
         sync()
     return alternate({name: local_window(fn, steps, sync, clock) for name, fn in fns.items()},
-                     windows)
+                     windows, stat=stat)
 
 
 class Worker:

@@ -10,7 +10,10 @@ default dtype          float32                     dtype of tensors made from Py
 im2col budget          256 MiB                     largest im2col buffer a convolution makes
 kernel variant         None (``DOJANG_JIT``)       ``"reference"`` (NumPy kernels only),
                                                    ``"numba"`` (compiled kernels where they
-                                                   apply) or None: compiled unless
+                                                   apply, Winograd excepted),
+                                                   ``"winograd"`` (Winograd convolutions
+                                                   wherever they apply) or None: compiled,
+                                                   as the planner says, unless
                                                    ``DOJANG_JIT=0``
 recycling              on (``DOJANG_RECYCLE``)     large kernel outputs reuse kept memory
                                                    (``kernels.alloc``); ``0`` turns it off
@@ -47,7 +50,8 @@ from contextvars import ContextVar
 import numpy as np
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
-VARIANTS = ("reference", "numba", "cuda")
+VARIANTS = ("reference", "numba", "winograd", "cuda")
+COMPILED = ("numba", "winograd")  # the forced variants that are compiled with numba
 ISA_FAMILIES = ("avx2", "avx512")
 MAX_THREADS = 8
 
@@ -184,7 +188,7 @@ def set_im2col_budget(nbytes: int) -> None:
 
 # ------------------------------------------------------------------------ kernel variants
 def get_kernel_variant() -> str | None:
-    """The kernel variant forced here (``"reference"`` or ``"numba"``), or None."""
+    """The kernel variant forced here (one of ``VARIANTS``), or None."""
     return _variant.get()
 
 
@@ -192,11 +196,13 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
     """Force a kernel variant inside a ``with`` block (see ``dojang.kernels.registry``).
 
     ``"reference"`` runs the NumPy reference kernels only; ``"numba"`` the compiled ones
-    wherever their rules take the arrays (even under ``DOJANG_JIT=0``; without numba the
-    reference runs).
+    named so wherever their rules take the arrays (even under ``DOJANG_JIT=0``; without
+    numba the reference runs), which leaves the Winograd convolution out;
+    ``"winograd"`` the Winograd convolution (``kernels.conv.winograd``) wherever it
+    applies, whatever the planner's size rule says, and the reference elsewhere.
 
     Raises:
-        ValueError: ``variant`` is not one of ``("reference", "numba", "cuda")``.
+        ValueError: ``variant`` is not one of ``("reference", "numba", "winograd", "cuda")``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant to be one of {VARIANTS}. Received: "
@@ -206,9 +212,10 @@ def kernels(variant: str) -> contextlib.AbstractContextManager[None]:
 
 def get_jit() -> bool | None:
     """Whether the compiled kernels may be used here: True/False inside ``jit(flag)`` (or
-    ``kernels("numba")``/``kernels("reference")``), None outside (then ``DOJANG_JIT``)."""
+    ``kernels("numba")``/``kernels("winograd")``/``kernels("reference")``), None outside
+    (then ``DOJANG_JIT``)."""
     variant = _variant.get()
-    return None if variant is None else variant == "numba"
+    return None if variant is None else variant in COMPILED
 
 
 def jit(enabled: bool) -> contextlib.AbstractContextManager[None]:
@@ -230,7 +237,7 @@ def compiled_wanted() -> bool:
     """True when the settings ask for the compiled kernels (whether numba imports is
     ``dojang.kernels.compile``'s question)."""
     variant = _variant.get()
-    return JIT_DEFAULT if variant is None else variant == "numba"
+    return JIT_DEFAULT if variant is None else variant in COMPILED
 
 
 # ------------------------------------------------------------------------ recycling

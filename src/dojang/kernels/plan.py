@@ -3,7 +3,8 @@
 For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it decides:
 
 - **forward**: ``direct`` (the compiled register tiles of ``kernels.conv.direct``, for
-  few channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``),
+  few channels), ``winograd`` (F(4x4, 3x3), ``kernels.conv.winograd``, for 3x3 stride-1
+  layers with many channels), ``im2col`` (columns + one GEMM, ``kernels.conv.reference``),
   ``depthwise`` (one multiply-accumulate per kernel offset, compiled in
   ``kernels.conv.depthwise`` where ``compiled_depthwise`` says so) or ``gemm`` (a 1x1
   convolution with stride 1 and no padding: the input *is* its columns, one GEMM on the
@@ -20,7 +21,9 @@ For a convolution of ``x`` (N, *S, C_in) with filters (*K, C_in/G, C_out) it dec
 The rules here are also the ``usable`` rules of the compiled variants in
 ``dojang.kernels.registry`` (so what runs and what the plan says cannot drift apart), and
 ``plan(layer, input_shape)`` prints them for a layer (the module itself is callable as
-``dj.kernels.plan(layer, input_shape)``):
+``dj.kernels.plan(layer, input_shape)``). The module is over 500 lines because it is that
+one place: every path's rule (direct, Winograd, depthwise, 1x1, im2col) sits beside the
+others it is weighed against.
 
 Example:
     >>> import dojang as dj
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dojang.kernels import compile, isa
-from dojang.settings import get_im2col_budget, get_isa
+from dojang.settings import get_im2col_budget, get_isa, get_kernel_variant
 from dojang.shapes import window_output_shape
 
 # Columns are built and consumed in chunks of at most this size even under a larger
@@ -151,6 +154,15 @@ def filter_channels(w_shape) -> int:
     return -(-w_shape[-2] // rc) * rc
 
 
+# Winograd F(4x4, 3x3) (``kernels/conv/winograd.py``, its docstring has the tables) is
+# not planned on any host yet: on the AVX2 2-core host it measured 1.3-2.2x faster than
+# the old 4x16 direct tiles on one thread from 64 channels, and 1.2-2.7x on two threads
+# from 32x32 outputs under load, but against the per-ISA tiles in a quieter window
+# (``bench/winograd.py --best``, load average 1.5) 0.87x / 0.88x (forward / input
+# gradient) at 32x32, 64 -> 64 and 0.95x / 0.97x at 16x16, 128 -> 128: its 36 separate
+# two-thread OpenBLAS GEMMs per chunk cost a thread wake-up each. It runs where
+# ``dojang.config.kernels("winograd")`` forces it.
+
 Pads = Sequence[tuple[int, int]]
 
 
@@ -222,6 +234,22 @@ def direct_filters(x, gy, w_shape, groups: int) -> bool:
             and _direct_fits(w_shape, groups, x, gy))
 
 
+def winograd_applies(x, w_shape, strides, dilations, groups: int, *others) -> bool:
+    """True when ``kernels.conv.winograd`` can compute this correlation: 2-d, 3x3, stride 1,
+    dilation 1, one group, NumPy float32/64 arrays of one dtype, compiled kernels on."""
+    return (len(w_shape) == 4 and tuple(w_shape[:2]) == (3, 3) and groups == 1
+            and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
+            and compile.usable(x, *others) and all(a.dtype == x.dtype for a in others))
+
+
+def winograd_forward(x, w_shape, strides, dilations, groups: int, *others) -> bool:
+    """True when Winograd takes this correlation: inside
+    ``dojang.config.kernels("winograd")``, wherever it applies (the planner picks it
+    nowhere by itself, see ``kernels/conv/winograd.py``)."""
+    return get_kernel_variant() == "winograd" and winograd_applies(
+        x, w_shape, strides, dilations, groups, *others)
+
+
 def fused_bias_relu(y) -> bool:
     """True when bias + ReLU run as one compiled pass over the GEMM output."""
     return compile.usable(y)
@@ -271,7 +299,11 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
     128 (29 MB) and on ResNet-20 (up to 75 MB) a rebuild costs about what keeping costs in
     the forward pass, and no such array lives on. Kept columns must cover whole samples
     and the whole batch must fit the im2col budget. When both direct kernels take the
-    layer, the direct forward runs and nothing is kept.
+    layer, the direct forward runs and nothing is kept; so does a forced Winograd
+    forward (``kernels("winograd")``). Where columns are kept (small batches: they fit
+    the cache chunk), the forward stays im2col even where Winograd would take it: the
+    planned Winograd forward was measured against the direct kernel and im2col at
+    batches whose columns are not kept.
     """
     if (not wanted or is_depthwise(x.shape[-1], groups)
             or is_pointwise(w.shape, strides, pads, groups)):
@@ -285,6 +317,8 @@ def keep_columns(x, w, strides, dilations, groups: int, pads: Pads, wanted: bool
         hi - lo == o for (lo, hi), o in zip(parts[0][1], out, strict=True))
     if not whole or groups * total > get_im2col_budget():
         return False
+    if winograd_forward(x, w.shape, strides, dilations, groups, w):
+        return False  # forced: the forward is Winograd's wherever it applies
     return not (direct_forward(x, w.shape, groups, w)
                 and direct_filters(x, x, w.shape, groups))
 
@@ -297,16 +331,18 @@ def input_gradient(gy, w, x_shape, strides, dilations, groups: int, pads: Pads) 
     With the compiled col2im, widening layers (C_out > C_in) are faster through the GEMM
     + col2im: the correlation's columns would be C_out/C_in times wider (measured 12-15%
     less time on the seed CNN's second conv), unless the correlation runs as a direct
-    convolution, and not for a transposed conv's output padding.
+    or Winograd convolution, and not for a transposed conv's output padding.
     """
     if is_depthwise(x_shape[-1], groups):
         return "depthwise"
     if is_pointwise(w.shape, strides, pads, groups) and gy.shape[1:-1] == x_shape[1:-1]:
         return "gemm"
     r = len(x_shape) - 2
+    flipped = w.shape[:r] + (w.shape[-1], w.shape[-2])
     widening = (w.shape[-1] > x_shape[-1] > 1  # C_in = 1 has no compiled col2im
                 and compiled_im2col(gy, r, groups)
-                and not direct_forward(gy, w.shape[:r] + (w.shape[-1], w.shape[-2]), groups, w)
+                and not direct_forward(gy, flipped, groups, w)
+                and not winograd_forward(gy, flipped, strides, dilations, groups, w)
                 and window_output_shape(x_shape[1:-1], w.shape[:-2], strides, dilations, pads)
                 == gy.shape[1:-1])
     if not widening and all(s == 1 for s in strides):
@@ -320,11 +356,12 @@ class ConvPlan:
     """How one convolution runs, and why (``str()`` explains it).
 
     Attributes:
-        forward: ``"direct"``, ``"im2col"``, ``"gemm"``, ``"depthwise (compiled)"`` or
-            ``"depthwise (numpy)"``.
+        forward: ``"direct"``, ``"winograd"``, ``"im2col"``, ``"gemm"``,
+            ``"depthwise (compiled)"`` or ``"depthwise (numpy)"``.
         keep_columns: a training forward keeps its columns for the filter gradient.
-        input_gradient: ``"correlation (direct)"``, ``"correlation (im2col)"``,
-            ``"col2im"``, ``"gemm"`` or the forward's ``"depthwise ..."``.
+        input_gradient: ``"correlation (direct)"``, ``"correlation (winograd)"``,
+            ``"correlation (im2col)"``, ``"col2im"``, ``"gemm"`` or the forward's
+            ``"depthwise ..."``.
         filter_gradient: ``"kept columns"``, ``"direct"``, ``"im2col"``, ``"gemm"`` or
             the forward's ``"depthwise ..."`` (which sums the bias gradient too).
         bias_relu: ``"compiled"``, ``"numpy"``, ``"none"`` or ``"fused"`` (inside the
@@ -384,6 +421,10 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
         forward = "im2col"
         reasons.append("training: im2col columns kept for the filter gradient (they fit "
                        "the budget and the direct kernels do not take both passes)")
+    elif winograd_forward(x, w.shape, strides, dilations, groups, w):
+        forward = "winograd"
+        reasons.append("3x3, stride 1, one group: Winograd F(4x4, 3x3), 4x fewer "
+                       "multiplications (forced: kernels('winograd'))")
     elif direct_forward(x, w.shape, groups, w):
         forward = "direct"
         reasons.append(f"C_in = {c_in}, C_out = {c_out} <= {t.max_c_out}, one group, rank "
@@ -401,7 +442,9 @@ def conv_plan(x, w, strides, dilations, groups: int, pads: Pads, training: bool 
     path = input_gradient(gy, w, x.shape, strides, dilations, groups, pads)
     flipped = w.shape[:rank] + (c_out, w.shape[-2])
     if path == "correlation":
-        path += " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)"
+        path += (" (winograd)" if winograd_forward(gy, flipped, (1,) * rank, dilations,
+                                                   groups, w)
+                 else " (direct)" if direct_forward(gy, flipped, groups, w) else " (im2col)")
     if path == "col2im":
         why = ("stride > 1" if any(s > 1 for s in strides) else
                f"C_out = {c_out} > C_in = {c_in}: gy @ W^T + the compiled col2im beats the "
