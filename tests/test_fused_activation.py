@@ -101,3 +101,15 @@ def test_fusion_is_decided_from_the_layer_metadata():
     assert fused_activation(L.Conv2D(2, 3, activation="sigmoid")) is None
     assert fused_activation(L.Conv2DTranspose(2, 3, activation="relu")) is None
     assert fused_activation(L.Dense(2, activation="relu")) is None
+
+
+def test_the_plan_says_which_activation_is_fused():
+    """A tanh layer's plan names the fused tanh and no bias+ReLU pass; relu's names the pass;
+    the plan agrees with the layer's own fusion rule."""
+    shape = (4, 9, 9, 6)
+    tanh = L.Conv2D(8, 3, activation="tanh")
+    relu = L.Conv2D(8, 3, activation="relu")
+    assert fused_activation(tanh) == "tanh" and fused_activation(relu) == "relu"
+    tp, rp = dj.kernels.plan(tanh, shape), dj.kernels.plan(relu, shape)
+    assert tp.bias_relu == "none" and any(r.startswith("tanh fused") for r in tp.reasons)
+    assert rp.bias_relu != "none" and not any("tanh" in r for r in rp.reasons)

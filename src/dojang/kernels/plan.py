@@ -39,7 +39,7 @@ import math
 import sys
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -525,9 +525,17 @@ def plan(layer, input_shape, training: bool = True, dtype=None) -> ConvPlan:
     x = np.broadcast_to(np.zeros((), dtype), (shape[0],) + spatial + (c_in,))
     w = np.broadcast_to(np.zeros((), dtype), tuple(layer.kernel_size)
                         + (c_in // groups, layer._out_channels(c_in)))
-    relu = getattr(layer.activation, "__name__", "") == "relu"
-    return conv_plan(x, w, layer.strides, layer.dilation_rate, groups,
-                     layer._pads(spatial), training, layer.use_bias, relu)
+    act = getattr(layer.activation, "__name__", "")
+    fused = act in getattr(layer, "fusable_activations", ())
+    tanh = fused and act == "tanh"
+    made = conv_plan(x, w, layer.strides, layer.dilation_rate, groups, layer._pads(spatial),
+                     training, layer.use_bias and not tanh, fused and act == "relu")
+    if not tanh:
+        return made
+    how = "one compiled pass" if compile.usable(x) else "NumPy"
+    return replace(made, reasons=made.reasons + (
+        f"tanh fused: the bias and tanh in {how} over the output (the \"tanh\" op), its "
+        "gradient from the output",))
 
 
 class _PlanModule(types.ModuleType):
