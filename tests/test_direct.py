@@ -286,6 +286,23 @@ def test_the_input_gradient_runs_each_forward_tile_of_the_isa(family):
             np.testing.assert_allclose(gx, gx_ref, rtol=1e-5, atol=1e-4)
 
 
+def test_the_remembered_forward_tiles_follow_the_isa_table(monkeypatch):
+    """``forward_tile`` remembers its answers per table: a forced ISA or a changed table
+    plans afresh, the same question under the first table again gets the first answer."""
+    from dataclasses import replace
+    key = ((3, 3, 16, 64), 14)
+    with dj.settings.isa("avx2"):
+        first = plan.forward_tile(*key)
+    with dj.settings.isa("avx512"):
+        assert plan.forward_tile(*key) in [t[:2] for t in plan.table().forward]
+    with dj.settings.isa("avx2"):
+        assert plan.forward_tile(*key) == first
+        only16 = tuple(t for t in plan.table().forward if t[1] == 16)
+        monkeypatch.setitem(plan.ISA_TABLES, "avx2",
+                            replace(plan.ISA_TABLES["avx2"], forward=only16))
+        assert plan.forward_tile(*key) in [t[:2] for t in only16]
+
+
 def test_the_planner_picks_tiles_from_the_isa_table():
     with dj.settings.isa("avx2"):
         assert plan.forward_tile((3, 3, 16, 64), 14) == (3, 32)  # r4b16 pads 14 to 16
