@@ -244,17 +244,26 @@ def _tiled2d(shape, ksize):
     return shape2, k
 
 
+def _run_tiled(fn, src, dst, ksize, forward: bool) -> None:
+    """Run tiling-pool kernel ``fn`` from ``src`` into ``dst``, each flat per row: the
+    input (``src`` when ``forward``, else ``dst``) as (N, H, W*C), the pooled one as
+    (N, OH, OW*C)."""
+    full, pooled = (src, dst) if forward else (dst, src)
+    (n, h, w, c), (kh, kw) = _tiled2d(full.shape, ksize)
+    oh, ow = _tiled2d(pooled.shape, ksize)[0][1:3]
+    rows_full, rows_pooled = (n, h, w * c), (n, oh, ow * c)
+    rows_src, rows_dst = (rows_full, rows_pooled) if forward else (rows_pooled, rows_full)
+    fn.sized(n, src.size)(np.ascontiguousarray(src).reshape(rows_src), dst.reshape(rows_dst),
+                          kh, kw, c, src.dtype.type(1 / (kh * kw)))
+
+
 @register("pool.avg", variant="numba", usable=_avg_usable, priority=1)
 def avg_pool(x, ksize, strides, pads, count_include_pad: bool = False):
     """Average pooling over tiling windows (no padding, so ``count_include_pad`` is moot)."""
     out = pool_output_shape(x.shape[1:-1], ksize, strides, pads)
     y = alloc.empty((x.shape[0], *out, x.shape[-1]), x.dtype)
     if y.size:
-        (n, h, w, c), (kh, kw) = _tiled2d(x.shape, ksize)
-        oh, ow = _tiled2d(y.shape, ksize)[0][1:3]
-        run = _avg_pool_tiled.sized(n, x.size)
-        run(np.ascontiguousarray(x).reshape(n, h, w * c), y.reshape(n, oh, ow * c),
-            kh, kw, c, x.dtype.type(1 / (kh * kw)))
+        _run_tiled(_avg_pool_tiled, x, y, ksize, forward=True)
     return y
 
 
@@ -265,9 +274,5 @@ def avg_pool_backward(gy, x_shape, ksize, strides, pads, count_include_pad: bool
     """The gradient of ``avg_pool``: ``gy / prod(ksize)`` over each window, 0 elsewhere."""
     gx = alloc.empty(tuple(x_shape), gy.dtype)
     if gx.size:
-        (n, h, w, c), (kh, kw) = _tiled2d(gx.shape, ksize)
-        oh, ow = _tiled2d(gy.shape, ksize)[0][1:3]
-        run = _avg_pool_tiled_backward.sized(n, gy.size)
-        run(np.ascontiguousarray(gy).reshape(n, oh, ow * c), gx.reshape(n, h, w * c),
-            kh, kw, c, gy.dtype.type(1 / (kh * kw)))
+        _run_tiled(_avg_pool_tiled_backward, gy, gx, ksize, forward=False)
     return gx
